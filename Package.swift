@@ -1,0 +1,86 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "openshift-node",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "openshift-node", targets: ["openshift-node"]),
+        .executable(name: "oo-admin-cartridge", targets: ["oo-admin-cartridge"]),
+        .executable(name: "oo-cartridge", targets: ["oo-cartridge"]),
+        .executable(name: "node-bench", targets: ["node-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
+        // 5.x: Yams 6 rejects duplicate mapping keys, but manifests rely on "last key wins".
+        .package(url: "https://github.com/jpsim/Yams.git", exact: "5.0.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
+        .package(url: "https://github.com/apple/swift-async-algorithms.git", from: "1.0.0"),
+    ],
+    targets: [
+        .target(name: "NodeConfig"),
+        .target(name: "CLinux"),
+        .target(
+            name: "Cartridges",
+            dependencies: [
+                "NodeConfig", "CLinux",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "NodeDaemon",
+            dependencies: [
+                "Cartridges",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
+            ]
+        ),
+        .target(
+            name: "NodeCLI",
+            dependencies: [
+                "NodeConfig", "Cartridges",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(name: "NodeTestSupport", dependencies: ["NodeConfig", "Cartridges"]),
+        .executableTarget(
+            name: "openshift-node",
+            dependencies: [
+                "NodeCLI", "NodeDaemon", "Cartridges", "NodeConfig",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "oo-admin-cartridge",
+            dependencies: ["NodeCLI", "Cartridges", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .executableTarget(
+            name: "oo-cartridge",
+            dependencies: ["NodeCLI", "Cartridges", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .executableTarget(
+            name: "node-bench",
+            dependencies: [
+                "Cartridges", "NodeConfig", "NodeTestSupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "NodeConfigTests", dependencies: ["NodeConfig"]),
+        .testTarget(
+            name: "CartridgesTests",
+            dependencies: ["Cartridges", "NodeConfig", "NodeTestSupport"],
+            resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["Cartridges", "NodeConfig", "NodeTestSupport"]
+        ),
+    ]
+)

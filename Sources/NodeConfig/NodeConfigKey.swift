@@ -1,0 +1,82 @@
+/// One key the node reads from `node.conf`: its name, default, type and meaning.
+///
+/// The table in `NodeConfigKey.all` is the single source for parsing, defaults, type checks and
+/// the shipped `node.conf.sample` (`openshift-node config-sample` prints it).
+public struct NodeConfigKey: Sendable, Hashable {
+    public enum ValueType: String, Sendable {
+        case string, path, integer, boolean, number, list
+    }
+
+    public var name: String
+    public var defaultValue: String
+    public var type: ValueType
+    public var help: String
+
+    public init(_ name: String, _ defaultValue: String, _ type: ValueType, _ help: String) {
+        self.name = name
+        self.defaultValue = defaultValue
+        self.type = type
+        self.help = help
+    }
+
+    /// Checks `value` against the key's type; returns the sentence fragment of what was expected.
+    func typeMismatch(_ value: String) -> String? {
+        switch type {
+        case .string, .path, .list: return nil
+        case .integer: return Int(value) == nil ? "an integer" : nil
+        case .number: return Double(value) == nil ? "a number" : nil
+        case .boolean: return NodeConfiguration.parseBool(value) == nil ? "a boolean (true/false, yes/no, 1/0)" : nil
+        }
+    }
+}
+
+extension NodeConfigKey {
+    public static let all: [NodeConfigKey] = [
+        .init("PUBLIC_HOSTNAME", "localhost", .string, "Public DNS name of this node, reported in facts."),
+        .init("PUBLIC_IP", "127.0.0.1", .string, "Public IP address of this node, reported in endpoint notifications."),
+        .init("BROKER_HOST", "localhost", .string, "Broker host for REST calls (unidle, deployments)."),
+        .init("CLOUD_DOMAIN", "example.com", .string, "DNS suffix of application host names."),
+        .init("EXTERNAL_ETH_DEV", "eth0", .string, "Public network interface (port proxy, traffic control)."),
+        .init("INTERNAL_ETH_DEV", "", .string, "Internal network interface, if any."),
+        .init("GEAR_BASE_DIR", "/var/lib/openshift", .path, "Parent directory of gear homes."),
+        .init("GEAR_SKEL_DIR", "/etc/openshift/skel", .path, "Skeleton copied into new gear homes."),
+        .init("GEAR_SHELL", "/usr/bin/oo-trap-user", .path, "Login shell of gear users."),
+        .init("GEAR_GECOS", "OpenShift guest", .string, "GECOS field that marks gear accounts."),
+        .init("GEAR_SUPPLEMENTARY_GROUPS", "", .list, "Extra groups for gear users, comma separated."),
+        .init("GEAR_MIN_UID", "1000", .integer, "Lowest uid of a gear when the broker sends none."),
+        .init("GEAR_MAX_UID", "6999", .integer, "Highest uid of a gear when the broker sends none."),
+        .init("CARTRIDGE_BASE_PATH", "/usr/libexec/openshift/cartridges", .path,
+              "Cartridges installed by packages; rescanned into the repository."),
+        .init("CARTRIDGE_REPO_DIR", "/var/lib/openshift/.cartridge_repository", .path,
+              "The node's cartridge repository."),
+        .init("CARTRIDGE_WATCH", "true", .boolean,
+              "Watch CARTRIDGE_BASE_PATH with inotify and rescan when it changes."),
+        .init("CARTRIDGE_RESCAN_DEBOUNCE_MS", "500", .integer,
+              "Quiet time after the last change before a watched rescan starts."),
+        .init("PORTS_PER_USER", "5", .integer, "Public proxy ports per gear uid."),
+        .init("PORT_BEGIN", "35531", .integer, "First public proxy port."),
+        .init("UID_BEGIN", "500", .integer, "Uid mapped to the first proxy port slot."),
+        .init("WRAPAROUND_UID", "65536", .integer, "Uid modulus for loopback IP blocks."),
+        .init("IP_ADDRESS_WRAPAROUND_OFFSET", "1", .integer, "Block offset for uids at or above WRAPAROUND_UID."),
+        .init("LAST_ACCESS_DIR", "/var/lib/openshift/.last_access", .path, "Per-gear last access records."),
+        .init("APACHE_ACCESS_LOG", "/var/log/apache2/openshift_log", .path, "Frontend access log."),
+        .init("OPENSHIFT_HTTP_CONF_DIR", "/etc/apache2/conf.d/openshift", .path, "Frontend configuration directory."),
+        .init("OPENSHIFT_FRONTEND_HTTP_PLUGINS", "apache", .list, "Frontend plugins, in order, comma separated."),
+        .init("CONTAINERIZATION_PLUGIN", "selinux", .string, "Container plugin: selinux (node mode) or sandbox."),
+        .init("CREATE_APP_SYMLINKS", "false", .boolean, "Create name-to-uuid debug symlinks in GEAR_BASE_DIR."),
+        .init("DISABLE_PASSWORD_AGING", "true", .boolean, "Disable password aging on gear accounts."),
+        .init("USER_VARIABLE_MAX_COUNT", "50", .integer, "Most user environment variables per gear."),
+        .init("QUOTA_WARNING_PERCENT", "90.0", .number, "Disk quota warning watermark."),
+        .init("TRAFFIC_CONTROL_ENABLED", "false", .boolean, "Per-gear traffic control classes."),
+        .init("SELINUX_MCS_SET_SIZE", "1024", .integer, "Number of MCS categories."),
+        .init("SELINUX_MCS_GROUP_SIZE", "2", .integer, "Categories per gear label."),
+        .init("SELINUX_MCS_UID_OFFSET", "0", .integer, "Uid offset of the MCS formula."),
+        .init("SELINUX_MLS_NUM", "0", .integer, "MLS sensitivity of gear labels."),
+        .init("OPENSHIFT_CGROUP_ROOT", "/openshift", .string, "Parent cgroup of gear cgroups."),
+        .init("PLATFORM_LOG_FILE", "/var/log/openshift/node/platform.log", .path, "Node log file."),
+        .init("PLATFORM_LOG_LEVEL", "info", .string, "Node log level: trace, debug, info, notice, warning, error."),
+        .init("MCOLLECTIVE_CONFIG", "/etc/mcollective/server.cfg", .path, "MCollective server configuration."),
+    ]
+
+    public static let byName: [String: NodeConfigKey] = Dictionary(uniqueKeysWithValues: all.map { ($0.name, $0) })
+}
