@@ -1,0 +1,170 @@
+import CLinux
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Small wrappers over the POSIX calls the repository needs, each throwing the step, the path
+/// and errno. Kept in one file so that nothing else calls libc for files.
+enum Posix {
+    static func linkStatus(_ path: String) throws(CartridgesError) -> stat {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { throw .io(step: "lstat", path: path, errno: errno) }
+        return st
+    }
+
+    static func fileStatus(_ path: String) throws(CartridgesError) -> stat {
+        var st = stat()
+        guard stat(path, &st) == 0 else { throw .io(step: "stat", path: path, errno: errno) }
+        return st
+    }
+
+    static func exists(_ path: String) -> Bool {
+        var st = stat()
+        return lstat(path, &st) == 0
+    }
+
+    static func isDirectory(_ path: String, followLinks: Bool = true) -> Bool {
+        var st = stat()
+        let rc = followLinks ? stat(path, &st) : lstat(path, &st)
+        return rc == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    static func isRegularFile(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG
+    }
+
+    /// Entry names of a directory, without `.` and `..`, sorted for a stable order.
+    static func listDirectory(_ path: String) throws(CartridgesError) -> [String] {
+        guard let dir = opendir(path) else { throw .io(step: "opendir", path: path, errno: errno) }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted()
+    }
+
+    static func mkdir(_ path: String, mode: mode_t = 0o755) throws(CartridgesError) {
+        guard Glibc.mkdir(path, mode) == 0 else { throw .io(step: "mkdir", path: path, errno: errno) }
+    }
+
+    /// `mkdir -p`.
+    static func makeDirectories(_ path: String, mode: mode_t = 0o755) throws(CartridgesError) {
+        if isDirectory(path) { return }
+        let parent = parentDirectory(path)
+        if parent != path && !parent.isEmpty { try makeDirectories(parent, mode: mode) }
+        if Glibc.mkdir(path, mode) != 0 && errno != EEXIST { throw .io(step: "mkdir", path: path, errno: errno) }
+    }
+
+    static func rename(_ from: String, _ to: String) throws(CartridgesError) {
+        guard Glibc.rename(from, to) == 0 else { throw .io(step: "rename to \(to) from", path: from, errno: errno) }
+    }
+
+    /// Atomically swaps two paths (`renameat2(RENAME_EXCHANGE)`), so a replaced directory is
+    /// never missing, not even between two renames.
+    static func exchange(_ a: String, _ b: String) throws(CartridgesError) {
+        guard cl_rename_exchange(a, b) == 0 else { throw .io(step: "renameat2(RENAME_EXCHANGE) with \(b) of", path: a, errno: errno) }
+    }
+
+    static func unlink(_ path: String) throws(CartridgesError) {
+        guard Glibc.unlink(path) == 0 || errno == ENOENT else { throw .io(step: "unlink", path: path, errno: errno) }
+    }
+
+    /// `rm -rf` without following symbolic links.
+    static func removeTree(_ path: String) throws(CartridgesError) {
+        var st = stat()
+        guard lstat(path, &st) == 0 else {
+            if errno == ENOENT { return }
+            throw .io(step: "lstat", path: path, errno: errno)
+        }
+        if (st.st_mode & S_IFMT) == S_IFDIR {
+            for name in try listDirectory(path) { try removeTree(path + "/" + name) }
+            guard Glibc.rmdir(path) == 0 || errno == ENOENT else { throw .io(step: "rmdir", path: path, errno: errno) }
+        } else {
+            try unlink(path)
+        }
+    }
+
+    static func realPath(_ path: String) throws(CartridgesError) -> String {
+        guard let resolved = realpath(path, nil) else { throw .io(step: "realpath", path: path, errno: errno) }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+
+    static func readFile(_ path: String, limit: Int = 16 << 20) throws(CartridgesError) -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw .io(step: "open", path: path, errno: errno) }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw .io(step: "read", path: path, errno: errno)
+            }
+            if n == 0 { return bytes }
+            bytes.append(contentsOf: chunk[0..<n])
+            if bytes.count > limit { throw .io(step: "read (file larger than \(limit) bytes)", path: path, errno: EFBIG) }
+        }
+    }
+
+    static func readText(_ path: String) throws(CartridgesError) -> String {
+        String(decoding: try readFile(path), as: UTF8.self)
+    }
+
+    /// Writes a file crash-safely: temp file in the same directory, fsync, rename over `path`.
+    static func writeAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644) throws(CartridgesError) {
+        let temp = parentDirectory(path) + "/.\(baseName(path)).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
+        guard fd >= 0 else { throw .io(step: "create", path: temp, errno: errno) }
+        var ok = false
+        defer {
+            if !ok { Glibc.unlink(temp) }
+        }
+        do {
+            defer { close(fd) }
+            try writeAll(fd, bytes, path: temp)
+            guard fsync(fd) == 0 else { throw .io(step: "fsync", path: temp, errno: errno) }
+        }
+        try rename(temp, path)
+        ok = true
+    }
+
+    static func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String) throws(CartridgesError) {
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, bytes.count - offset) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw .io(step: "write", path: path, errno: errno)
+            }
+            offset += n
+        }
+    }
+
+    /// Flushes the file system holding `path` (one call instead of an fsync per copied file).
+    static func syncFileSystem(of path: String) throws(CartridgesError) {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw .io(step: "open", path: path, errno: errno) }
+        defer { close(fd) }
+        guard cl_syncfs(fd) == 0 else { throw .io(step: "syncfs", path: path, errno: errno) }
+    }
+}
+
+func parentDirectory(_ path: String) -> String {
+    guard let slash = path.lastIndex(of: "/") else { return "." }
+    return slash == path.startIndex ? "/" : String(path[..<slash])
+}
+
+func baseName(_ path: String) -> String {
+    guard let slash = path.lastIndex(of: "/") else { return path }
+    return String(path[path.index(after: slash)...])
+}

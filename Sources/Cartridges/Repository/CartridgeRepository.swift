@@ -1,0 +1,430 @@
+import Dispatch
+import Logging
+import NodeConfig
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The node's cartridge repository: `<CARTRIDGE_REPO_DIR>/<vendor>-<name>/<cartridge version>/`.
+///
+/// One per node and per process (`shared(for:)`), plus `init` for tests pointed at any directory.
+/// The disk is the truth and the index follows it:
+/// - installs build a copy beside the target and swap it in with one atomic rename, then
+///   record the source's fingerprint (`.<cv>.source`), so re-installing unchanged content is a
+///   stat walk and no copy;
+/// - every writer holds the repository lock file exclusively; loads hold it shared;
+/// - the in-memory index is an immutable `RepositorySnapshot` replaced, under a mutex, only after
+///   the disk has changed; readers take the current snapshot and are never blocked by writers.
+/// Bad entries (a broken manifest, a stray file, a directory that does not match its manifest)
+/// are reported and skipped, never fatal to the others.
+public final class CartridgeRepository: Sendable {
+    public struct Configuration: Sendable, Hashable {
+        /// The repository root (`CARTRIDGE_REPO_DIR`).
+        public var path: String
+        /// Where packaged cartridges are (`CARTRIDGE_BASE_PATH`): rescanned, and protected from erase.
+        public var cartridgeBasePath: String
+        /// Where gear homes are (`GEAR_BASE_DIR`): versions their gears use are protected from erase.
+        public var gearBaseDir: String
+
+        public init(path: String, cartridgeBasePath: String, gearBaseDir: String) {
+            self.path = path
+            self.cartridgeBasePath = cartridgeBasePath
+            self.gearBaseDir = gearBaseDir
+        }
+
+        public init(layout: PathLayout) {
+            self.init(path: layout.cartridgeRepoDir, cartridgeBasePath: layout.cartridgeBasePath, gearBaseDir: layout.gearBaseDir)
+        }
+    }
+
+    /// The outcome of one install.
+    public struct InstallResult: Sendable {
+        /// The installed projections, one per software version, ascending.
+        public var manifests: [Manifest]
+        /// False when identical content was already installed and nothing was copied.
+        public var changed: Bool
+        public var path: String
+    }
+
+    /// What the repository recorded about an installed version's source (`.<cv>.source`).
+    struct SourceStamp: Sendable, Equatable {
+        var key: RepositorySnapshot.CartridgeKey
+        var cartridgeVersion: String
+        var text: String
+
+        var source: String? {
+            text.split(separator: "\n").first { $0.hasPrefix("source=") }.map { String($0.dropFirst(7)) }
+        }
+    }
+
+    /// The index plus the source stamps, replaced together.
+    struct State: Sendable {
+        var snapshot = RepositorySnapshot()
+        /// Canonical source directory -> stamp of the version installed from it.
+        var stamps: [String: SourceStamp] = [:]
+    }
+
+    /// Problems met while loading; the good entries are loaded regardless.
+    public struct LoadReport: Sendable {
+        public var problems: [String]
+        public var entryCount: Int
+    }
+
+    public let configuration: Configuration
+    public var path: String { configuration.path }
+    private let lock: RepositoryLock
+    private let logger: Logger
+    private let state = Mutex(State())
+    private let afterFileCopied: (@Sendable (Int) -> Void)?
+
+    /// - Parameter afterFileCopied: test seam, called after each file an install copies.
+    public init(configuration: Configuration, logger: Logger = Logger(label: "openshift.cartridges"),
+                afterFileCopied: (@Sendable (Int) -> Void)? = nil) {
+        self.configuration = configuration
+        self.lock = RepositoryLock(path: configuration.path + "/.lock")
+        self.logger = logger
+        self.afterFileCopied = afterFileCopied
+    }
+
+    private static let instances = Mutex<[Configuration: CartridgeRepository]>([:])
+
+    /// The process's repository for this layout (created, not loaded, on first use).
+    public static func shared(for layout: PathLayout, logger: Logger = Logger(label: "openshift.cartridges")) -> CartridgeRepository {
+        let configuration = Configuration(layout: layout)
+        return instances.withLock { instances in
+            if let existing = instances[configuration] { return existing }
+            let repository = CartridgeRepository(configuration: configuration, logger: logger)
+            instances[configuration] = repository
+            return repository
+        }
+    }
+
+    /// The current index. Immutable: later changes produce a new snapshot.
+    public var snapshot: RepositorySnapshot { state.withLock { $0.snapshot } }
+
+    // MARK: Load
+
+    /// Reads the whole repository from disk into a new snapshot.
+    @discardableResult
+    public func load() throws(CartridgesError) -> LoadReport {
+        try ensureRoot()
+        let (fresh, problems) = try lock.withLock(.shared) { () throws(CartridgesError) in try readAll() }
+        state.withLock { $0 = fresh }
+        let snapshot = fresh.snapshot
+        for problem in problems { logger.warning("skipped repository entry", metadata: ["problem": "\(problem)"]) }
+        return LoadReport(problems: problems, entryCount: snapshot.count)
+    }
+
+    private func ensureRoot() throws(CartridgesError) {
+        if !Posix.isDirectory(path) { try Posix.makeDirectories(path) }
+    }
+
+    private func readAll() throws(CartridgesError) -> (State, [String]) {
+        var state = State()
+        var problems: [String] = []
+        var keys: [RepositorySnapshot.CartridgeKey] = []
+        for entry in try Posix.listDirectory(path) where !entry.hasPrefix(".") {
+            let directory = path + "/" + entry
+            guard Posix.isDirectory(directory, followLinks: false) else {
+                problems.append("\(directory): not a cartridge directory")
+                continue
+            }
+            guard let key = Self.cartridgeKey(directoryName: entry) else {
+                problems.append("\(directory): not a <vendor>-<name> directory")
+                continue
+            }
+            keys.append(key)
+        }
+        // Cartridge directories are independent: parse them on every core.
+        let results = Mutex([(manifests: [Manifest], stamps: [SourceStamp], problems: [String])?](repeating: nil, count: keys.count))
+        let work = keys
+        DispatchQueue.concurrentPerform(iterations: work.count) { index in
+            let result = readCartridge(work[index])
+            results.withLock { $0[index] = result }
+        }
+        for (key, result) in zip(keys, results.withLock { $0 }) {
+            guard let (manifests, stamps, found) = result else { continue }
+            problems += found
+            state.snapshot.replace(key, with: manifests)
+            for stamp in stamps { if let source = stamp.source { state.stamps[source] = stamp } }
+        }
+        return (state, problems)
+    }
+
+    /// Vendors cannot contain `-`, so the first `-` separates vendor from name.
+    static func cartridgeKey(directoryName: String) -> RepositorySnapshot.CartridgeKey? {
+        guard let dash = directoryName.firstIndex(of: "-") else { return nil }
+        let key = RepositorySnapshot.CartridgeKey(vendor: String(directoryName[..<dash]),
+                                                  name: String(directoryName[directoryName.index(after: dash)...]))
+        return key.vendor.isEmpty || key.name.isEmpty ? nil : key
+    }
+
+    /// Reads every cartridge version of one cartridge directory.
+    private func readCartridge(_ key: RepositorySnapshot.CartridgeKey) -> ([Manifest], [SourceStamp], [String]) {
+        let directory = path + "/" + key.vendor + "-" + key.name
+        var manifests: [Manifest] = []
+        var stamps: [SourceStamp] = []
+        var problems: [String] = []
+        let entries: [String]
+        do {
+            entries = try Posix.listDirectory(directory)
+        } catch {
+            if case .io(_, _, let code) = error, code == ENOENT { return ([], [], []) }
+            return ([], [], ["\(error)"])
+        }
+        for entry in entries where entry.hasPrefix(".") && entry.hasSuffix(".source") {
+            let cv = String(entry.dropFirst().dropLast(7))
+            if CartridgeVersion(cv) != nil, let text = try? Posix.readText(directory + "/" + entry) {
+                stamps.append(SourceStamp(key: key, cartridgeVersion: cv, text: text))
+            }
+        }
+        for entry in entries where !entry.hasPrefix(".") {
+            let versionDirectory = directory + "/" + entry
+            guard CartridgeVersion(entry) != nil, Posix.isDirectory(versionDirectory, followLinks: false) else {
+                problems.append("\(versionDirectory): not a cartridge version directory")
+                continue
+            }
+            let manifestPath = versionDirectory + "/metadata/manifest.yml"
+            do {
+                let st = try Posix.fileStatus(manifestPath)
+                if st.st_size == 0 {
+                    problems.append("\(manifestPath): manifest is empty (corrupted?)")
+                    continue
+                }
+                let document = try ManifestDocument.parse(yaml: try Posix.readText(manifestPath), path: manifestPath)
+                guard document.vendor == key.vendor, document.name == key.name, document.cartridgeVersion.text == entry else {
+                    problems.append("\(manifestPath): manifest describes (\(document.vendor), \(document.name), "
+                        + "\(document.cartridgeVersion)), which belongs in \(document.primary.repositoryDirectory), "
+                        + "not \(key.vendor)-\(key.name)/\(entry)")
+                    continue
+                }
+                manifests += document.projections
+            } catch {
+                problems.append(error.description)
+            }
+        }
+        let present = Set(manifests.map(\.cartridgeVersion.text))
+        return (manifests, stamps.filter { present.contains($0.cartridgeVersion) }, problems)
+    }
+
+    /// Re-reads one cartridge's directory into the index (after this process changed it, or to
+    /// see what another process did to it).
+    private func refresh(_ key: RepositorySnapshot.CartridgeKey) {
+        let (manifests, stamps, problems) = readCartridge(key)
+        for problem in problems { logger.warning("skipped repository entry", metadata: ["problem": "\(problem)"]) }
+        state.withLock { state in
+            state.snapshot.replace(key, with: manifests)
+            state.stamps = state.stamps.filter { $0.value.key != key }
+            for stamp in stamps { if let source = stamp.source { state.stamps[source] = stamp } }
+        }
+    }
+
+    // MARK: Install
+
+    /// Installs the cartridge in `source` (a directory holding `metadata/manifest.yml`).
+    @discardableResult
+    public func install(from source: String) throws(CartridgesError) -> InstallResult {
+        try ensureRoot()
+        return try lock.withLock(.exclusive) { () throws(CartridgesError) in try installLocked(source) }
+    }
+
+    private func installLocked(_ source: String) throws(CartridgesError) -> InstallResult {
+        guard Posix.isDirectory(source) else {
+            throw .invalidSource(path: source, reason: "Illegal path to cartridge source")
+        }
+        let canonical = try Posix.realPath(source)
+        let root = try Posix.realPath(path)
+        if canonical == root || canonical.hasPrefix(root + "/") || root.hasPrefix(canonical + "/") || canonical == "/" {
+            throw .invalidSource(path: source, reason: "Source cannot be inside, or contain, the cartridge repository \(root)")
+        }
+        let manifestPath = canonical + "/metadata/manifest.yml"
+        guard Posix.isRegularFile(manifestPath) else {
+            throw .invalidSource(path: source + "/metadata/manifest.yml", reason: "Cartridge manifest.yml missing")
+        }
+        // Fingerprint before copying: if the source changes during the copy, the next rescan
+        // sees a different fingerprint and copies again.
+        let stamp = "source=\(canonical)\nfingerprint=\(try FileTree.fingerprint(canonical))\n"
+
+        // Unchanged since it was installed: no need to even parse the manifest again.
+        if let unchanged = unchangedInstall(source: canonical, stamp: stamp) { return unchanged }
+
+        let document = try ManifestDocument.parse(yaml: try Posix.readText(manifestPath), path: source + "/metadata/manifest.yml")
+        let key = RepositorySnapshot.CartridgeKey(vendor: document.vendor, name: document.name)
+        let cv = document.cartridgeVersion.text
+        let parent = path + "/" + key.vendor + "-" + key.name
+        let target = parent + "/" + cv
+        let stampPath = parent + "/." + cv + ".source"
+        if Posix.isDirectory(target, followLinks: false), (try? Posix.readText(stampPath)) == stamp {
+            refresh(key)
+            if let unchanged = unchangedInstall(source: canonical, stamp: stamp) { return unchanged }
+        }
+
+        try Posix.makeDirectories(parent)
+        try removeLeftovers(in: parent)
+        let staging = parent + "/.\(cv).staging-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        do {
+            try FileTree.copy(from: canonical, to: staging, progress: afterFileCopied)
+            try Posix.syncFileSystem(of: staging)
+            if Posix.exists(target) {
+                try Posix.exchange(staging, target)
+            } else {
+                try Posix.rename(staging, target)
+            }
+        } catch {
+            try? Posix.removeTree(staging)
+            throw error
+        }
+        // After an exchange, `staging` holds the previous copy.
+        try? Posix.removeTree(staging)
+        try Posix.writeAtomically(stampPath, Array(stamp.utf8))
+        refresh(key)
+        logger.debug("installed cartridge", metadata: ["cartridge.path": "\(target)", "cartridge.source": "\(canonical)"])
+        return InstallResult(manifests: document.projections, changed: true, path: target)
+    }
+
+    /// The install result for a source whose recorded stamp still matches, if it does.
+    private func unchangedInstall(source: String, stamp: String) -> InstallResult? {
+        let (known, snapshot) = state.withLock { ($0.stamps[source], $0.snapshot) }
+        guard let known, known.text == stamp,
+              let versions = snapshot.cartridges[known.key] else { return nil }
+        let manifests = versions.values.compactMap { slice in
+            slice.first { $0.key.text == known.cartridgeVersion }?.value
+        }.sorted { $0.version < $1.version }
+        let target = path + "/" + known.key.vendor + "-" + known.key.name + "/" + known.cartridgeVersion
+        guard !manifests.isEmpty, Posix.isDirectory(target, followLinks: false) else { return nil }
+        return InstallResult(manifests: manifests, changed: false, path: target)
+    }
+
+    /// Removes staging and erase directories left by a writer that died. Only called with the
+    /// exclusive lock held, when no other writer can be using them.
+    private func removeLeftovers(in parent: String) throws(CartridgesError) {
+        for entry in try Posix.listDirectory(parent) where entry.hasPrefix(".") && (entry.contains(".staging-") || entry.contains(".erasing-")) {
+            logger.info("removing leftover of an interrupted change", metadata: ["path": "\(parent)/\(entry)"])
+            try Posix.removeTree(parent + "/" + entry)
+        }
+    }
+
+    // MARK: Erase
+
+    /// Erases a cartridge version (every software version it provides, as the original did).
+    /// Refused, unless `force`, when a gear uses it or `CARTRIDGE_BASE_PATH` ships it.
+    @discardableResult
+    public func erase(vendor: String, name: String, version: String, cartridgeVersion: String, force: Bool = false)
+        throws(CartridgesError) -> Manifest
+    {
+        if let problem = ManifestDocument.vendorProblem(vendor) {
+            throw .invalidArgument(field: "cartridge_vendor", value: vendor, reason: problem)
+        }
+        if let problem = ManifestDocument.nameProblem(name), !problem.hasSuffix("is reserved.") {
+            throw .invalidArgument(field: "name", value: name, reason: problem)
+        }
+        for (field, value) in [("version", version), ("cartridge_version", cartridgeVersion)] where CartridgeVersion(value) == nil {
+            throw .invalidArgument(field: field, value: value, reason: "expected digits separated by dots, like 1.10")
+        }
+        try ensureRoot()
+        return try lock.withLock(.exclusive) { () throws(CartridgesError) -> Manifest in
+            let key = RepositorySnapshot.CartridgeKey(vendor: vendor, name: name)
+            refresh(key)
+            let manifest = try snapshot.select(vendor: vendor, name: name, version: version, cartridgeVersion: cartridgeVersion)
+            if !force {
+                if let source = shippedCartridges()[ShippedKey(vendor: vendor, name: name, cartridgeVersion: cartridgeVersion)] {
+                    throw .eraseRefused(ident: manifest.tuple,
+                                        reason: "Cannot erase cartridge installed in CARTRIDGE_BASE_PATH: \(manifest.tuple) is shipped by \(source); --force erases it anyway")
+                }
+                let uses = GearUsage(gearBaseDir: configuration.gearBaseDir)
+                    .gears(using: vendor, name: name, cartridgeVersion: cartridgeVersion)
+                if !uses.isEmpty {
+                    throw .eraseRefused(ident: manifest.tuple,
+                                        reason: "Cannot erase cartridge used by gears: \(manifest.tuple) is used by gear(s) \(uses.map(\.gear).joined(separator: ", ")); --force erases it anyway")
+                }
+            }
+            let parent = path + "/" + vendor + "-" + name
+            let trash = parent + "/.\(cartridgeVersion).erasing-\(getpid())"
+            try Posix.rename(parent + "/" + cartridgeVersion, trash)
+            try Posix.unlink(parent + "/." + cartridgeVersion + ".source")
+            try Posix.removeTree(trash)
+            if (try? Posix.listDirectory(parent))?.isEmpty == true { rmdir(parent) }
+            refresh(key)
+            logger.debug("erased cartridge", metadata: ["cartridge": "\(manifest.tuple)"])
+            return manifest
+        }
+    }
+
+    // MARK: Base path
+
+    public struct ShippedKey: Hashable, Sendable {
+        public var vendor: String
+        public var name: String
+        public var cartridgeVersion: String
+
+        public init(vendor: String, name: String, cartridgeVersion: String) {
+            self.vendor = vendor
+            self.name = name
+            self.cartridgeVersion = cartridgeVersion
+        }
+    }
+
+    /// The cartridge versions `CARTRIDGE_BASE_PATH` ships now, with their source directories.
+    /// Unreadable or invalid sources are left out (a rescan reports them).
+    public func shippedCartridges() -> [ShippedKey: String] {
+        var shipped: [ShippedKey: String] = [:]
+        let base = configuration.cartridgeBasePath
+        for entry in (try? Posix.listDirectory(base)) ?? [] where !entry.hasPrefix(".") {
+            let manifestPath = base + "/" + entry + "/metadata/manifest.yml"
+            guard let text = try? Posix.readText(manifestPath),
+                  let document = try? ManifestDocument.parse(yaml: text, path: manifestPath) else { continue }
+            shipped[ShippedKey(vendor: document.vendor, name: document.name, cartridgeVersion: document.cartridgeVersion.text)] =
+                base + "/" + entry
+        }
+        return shipped
+    }
+
+    /// Installs every cartridge directory of `CARTRIDGE_BASE_PATH`, after re-reading the
+    /// repository from disk so that changes made by other processes are seen. Never throws:
+    /// every problem is in the report, and one bad cartridge does not stop the others.
+    public func rescan() -> RescanReport {
+        let base = configuration.cartridgeBasePath
+        var report = RescanReport(basePath: base)
+        do {
+            try ensureRoot()
+            try lock.withLock(.exclusive) { () throws(CartridgesError) in
+                let (fresh, problems) = try readAll()
+                state.withLock { $0 = fresh }
+                report.repositoryProblems = problems
+                guard Posix.isDirectory(base) else {
+                    report.basePathProblem = "CARTRIDGE_BASE_PATH \(base) is not a directory"
+                    return
+                }
+                var installedFrom: [String: String] = [:]
+                for entry in try Posix.listDirectory(base) where !entry.hasPrefix(".") {
+                    let source = base + "/" + entry
+                    let outcome: RescanReport.Outcome
+                    do throws(CartridgesError) {
+                        guard Posix.isDirectory(source) else {
+                            throw CartridgesError.invalidSource(path: source, reason: "Not a cartridge directory")
+                        }
+                        let result = try installLocked(source)
+                        if let earlier = installedFrom[result.path] {
+                            throw CartridgesError.invalidSource(
+                                path: source, reason: "Same vendor, name and Cartridge-Version as \(earlier), which was installed instead")
+                        }
+                        installedFrom[result.path] = source
+                        let tuples = result.manifests.map(\.tuple)
+                        outcome = result.changed ? .installed(tuples) : .unchanged(tuples)
+                    } catch {
+                        outcome = .failed(error.description)
+                    }
+                    report.items.append(.init(source: source, outcome: outcome))
+                }
+            }
+        } catch {
+            report.basePathProblem = error.description
+        }
+        report.entryCount = snapshot.count
+        return report
+    }
+}
