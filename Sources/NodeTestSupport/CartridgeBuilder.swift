@@ -70,6 +70,7 @@ public struct CartridgeBuilder: Sendable {
 public enum TestFiles {
     public struct Failure: Error, CustomStringConvertible {
         public var description: String
+        public init(description: String) { self.description = description }
     }
 
     public static func write(_ path: String, _ contents: String, mode: mode_t = 0o644) throws {

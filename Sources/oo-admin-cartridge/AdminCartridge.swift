@@ -5,7 +5,7 @@ import NodeConfig
 
 /// `oo-admin-cartridge`: install, erase, list and rescan the node's cartridge repository.
 @main
-struct AdminCartridge: ParsableCommand {
+struct AdminCartridge: NodeTool {
     enum Action: String, ExpressibleByArgument, CaseIterable {
         case install, erase, list, rescan
     }

@@ -5,7 +5,7 @@ import NodeCLI
 /// `oo-cartridge`: the admin's view of cartridges. `list` shows the repository; the per-gear
 /// `add` and `delete` actions of the original arrive with gears.
 @main
-struct OOCartridge: ParsableCommand {
+struct OOCartridge: NodeTool {
     static let configuration = CommandConfiguration(
         commandName: "oo-cartridge",
         abstract: "List the cartridges of this node's repository.",

@@ -1,0 +1,78 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs the project's executables from tests, from argv arrays, with output captured in files.
+public enum ProcessRunner {
+    public struct Result: Sendable {
+        public var status: Int32
+        public var stdout: String
+        public var stderr: String
+    }
+
+    /// The directory holding the built executables: the one this test binary was built into.
+    public static var productsDirectory: String {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        let path = n > 0 ? String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : "."
+        var directory = String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)])
+        // The test binary may live inside a .xctest bundle directory.
+        while directory.hasSuffix(".xctest") || directory.contains(".xctest/") {
+            directory = String(directory[..<(directory.lastIndex(of: "/") ?? directory.endIndex)])
+        }
+        return directory
+    }
+
+    public static func executable(_ name: String) -> String { productsDirectory + "/" + name }
+
+    /// Starts `argv` with stdout and stderr redirected to the given files; returns the pid.
+    public static func spawn(_ argv: [String], stdout: String, stderr: String, environment: [String: String] = [:]) throws -> pid_t {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, stdout, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_addopen(&actions, 2, stderr, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        var env: [String: String] = [:]
+        var index = 0
+        while let entry = environ[index] {
+            let text = String(cString: entry)
+            if let eq = text.firstIndex(of: "=") { env[String(text[..<eq])] = String(text[text.index(after: eq)...]) }
+            index += 1
+        }
+        env.removeValue(forKey: "OPENSHIFT_NODE_ROOT")
+        for (key, value) in environment { env[key] = value }
+        let cArgs = argv.map { strdup($0) } + [nil]
+        let cEnv = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            cArgs.forEach { free($0) }
+            cEnv.forEach { free($0) }
+        }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, argv[0], &actions, nil, cArgs, cEnv)
+        guard rc == 0 else { throw TestFiles.Failure(description: "posix_spawn \(argv[0]): \(String(cString: strerror(rc)))") }
+        return pid
+    }
+
+    /// Waits for `pid`; returns its exit status (128 + signal when killed).
+    public static func wait(_ pid: pid_t) -> Int32 {
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let signal = status & 0x7f
+        return signal == 0 ? (status >> 8) & 0xff : 128 + signal
+    }
+
+    /// Runs a command to completion.
+    public static func run(_ argv: [String], environment: [String: String] = [:]) throws -> Result {
+        let scratch = TestFiles.temporaryDirectory("node-run")
+        defer { TestFiles.remove(scratch) }
+        let pid = try spawn(argv, stdout: scratch + "/out", stderr: scratch + "/err", environment: environment)
+        let status = wait(pid)
+        return Result(status: status, stdout: TestFiles.read(scratch + "/out") ?? "", stderr: TestFiles.read(scratch + "/err") ?? "")
+    }
+
+    /// Runs one of the project's executables.
+    public static func node(_ name: String, _ arguments: [String], environment: [String: String] = [:]) throws -> Result {
+        try run([executable(name)] + arguments, environment: environment)
+    }
+}

@@ -1,0 +1,85 @@
+import NodeTestSupport
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Waits until `condition` holds, checking every 50 ms, for at most `seconds`.
+func eventually(within seconds: Double, _ condition: () throws -> Bool) async rethrows -> Bool {
+    let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+    while ContinuousClock.now < deadline {
+        if try condition() { return true }
+        try? await Task.sleep(for: .milliseconds(50))
+    }
+    return try condition()
+}
+
+/// `oo-cartridge list` in a sandbox.
+func listing(root: String, basePath: String) throws -> String {
+    let result = try ProcessRunner.node("oo-cartridge", ["list", "--root", root, "--cartridge-base-path", basePath])
+    #expect(result.status == 0, "oo-cartridge list failed: \(result.stderr)")
+    return result.stdout
+}
+
+/// A running `openshift-node` daemon in sandbox mode, with its log in a file.
+final class Daemon {
+    let pid: pid_t
+    let log: String
+    private var exited: Int32?
+
+    init(root: String, basePath: String, extraArguments: [String] = [], config: String? = nil) throws {
+        log = root + "/daemon.log"
+        try TestFiles.makeDirectories(root)
+        var argv = [ProcessRunner.executable("openshift-node"), "run", "--root", root, "--cartridge-base-path", basePath]
+        if let config { argv += ["--config", config] }
+        pid = try ProcessRunner.spawn(argv + extraArguments, stdout: root + "/daemon.out", stderr: log)
+    }
+
+    var logText: String { TestFiles.read(log) ?? "" }
+
+    /// Number of completed rescans, from the summary lines of the log.
+    var rescans: Int { logText.components("rescan of ").count - 1 }
+
+    func signal(_ number: Int32) { kill(pid, number) }
+
+    var isRunning: Bool { exited == nil && kill(pid, 0) == 0 && !hasExited() }
+
+    private func hasExited() -> Bool {
+        var status: Int32 = 0
+        if waitpid(pid, &status, WNOHANG) == pid {
+            exited = status
+            return true
+        }
+        return false
+    }
+
+    /// SIGTERM, then the exit status.
+    func stop() -> Int32 {
+        if let exited { return exited }
+        kill(pid, SIGTERM)
+        return ProcessRunner.wait(pid)
+    }
+
+    deinit {
+        if exited == nil {
+            kill(pid, SIGKILL)
+            _ = ProcessRunner.wait(pid)
+        }
+    }
+}
+
+extension String {
+    func components(_ separator: String) -> [Substring] {
+        split(separator: separator, omittingEmptySubsequences: false)
+    }
+}
+
+/// Copies a cartridge into the base path the way a package manager does: written elsewhere,
+/// then renamed into place.
+func deliver(_ builder: CartridgeBuilder, to basePath: String, staging: String) throws {
+    let built = try builder.write(into: staging)
+    guard rename(built, basePath + "/" + builder.name) == 0 else {
+        throw TestFiles.Failure(description: "rename into \(basePath): errno \(errno)")
+    }
+}
