@@ -232,11 +232,26 @@ public final class CartridgeRepository: Sendable {
         return try lock.withLock(.exclusive) { () throws(CartridgesError) in try installLocked(source) }
     }
 
-    private func installLocked(_ source: String) throws(CartridgesError) -> InstallResult {
+    /// A source's canonical path and current stamp, computed before taking the lock's time.
+    struct Probe: Sendable {
+        var canonical: String
+        var stamp: String
+    }
+
+    /// Canonical path and fingerprint stamp of a source (nil if it cannot be read; the install
+    /// then reports why).
+    static func probe(_ source: String) -> Probe? {
+        guard Posix.isDirectory(source), let canonical = try? Posix.realPath(source),
+              let fingerprint = try? FileTree.fingerprint(canonical) else { return nil }
+        return Probe(canonical: canonical, stamp: "source=\(canonical)\nfingerprint=\(fingerprint)\n")
+    }
+
+    private func installLocked(_ source: String, probe: Probe? = nil) throws(CartridgesError) -> InstallResult {
         guard Posix.isDirectory(source) else {
             throw .invalidSource(path: source, reason: "Illegal path to cartridge source")
         }
-        let canonical = try Posix.realPath(source)
+        let canonical: String
+        if let probe { canonical = probe.canonical } else { canonical = try Posix.realPath(source) }
         let root = try Posix.realPath(path)
         if canonical == root || canonical.hasPrefix(root + "/") || root.hasPrefix(canonical + "/") || canonical == "/" {
             throw .invalidSource(path: source, reason: "Source cannot be inside, or contain, the cartridge repository \(root)")
@@ -247,7 +262,8 @@ public final class CartridgeRepository: Sendable {
         }
         // Fingerprint before copying: if the source changes during the copy, the next rescan
         // sees a different fingerprint and copies again.
-        let stamp = "source=\(canonical)\nfingerprint=\(try FileTree.fingerprint(canonical))\n"
+        let stamp: String
+        if let probe { stamp = probe.stamp } else { stamp = "source=\(canonical)\nfingerprint=\(try FileTree.fingerprint(canonical))\n" }
 
         // Unchanged since it was installed: no need to even parse the manifest again.
         if let unchanged = unchangedInstall(source: canonical, stamp: stamp) { return unchanged }
@@ -400,14 +416,20 @@ public final class CartridgeRepository: Sendable {
                     return
                 }
                 var installedFrom: [String: String] = [:]
-                for entry in try Posix.listDirectory(base) where !entry.hasPrefix(".") {
-                    let source = base + "/" + entry
+                let sources = try Posix.listDirectory(base).filter { !$0.hasPrefix(".") }.map { base + "/" + $0 }
+                // Fingerprinting is a walk of stats per cartridge: do it on every core first.
+                let probes = Mutex([Probe?](repeating: nil, count: sources.count))
+                DispatchQueue.concurrentPerform(iterations: sources.count) { index in
+                    let probe = Self.probe(sources[index])
+                    probes.withLock { $0[index] = probe }
+                }
+                for (source, probe) in zip(sources, probes.withLock { $0 }) {
                     let outcome: RescanReport.Outcome
                     do throws(CartridgesError) {
                         guard Posix.isDirectory(source) else {
                             throw CartridgesError.invalidSource(path: source, reason: "Not a cartridge directory")
                         }
-                        let result = try installLocked(source)
+                        let result = try installLocked(source, probe: probe)
                         if let earlier = installedFrom[result.path] {
                             throw CartridgesError.invalidSource(
                                 path: source, reason: "Same vendor, name and Cartridge-Version as \(earlier), which was installed instead")
