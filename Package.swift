@@ -76,7 +76,7 @@ let package = Package(
         .testTarget(
             name: "CartridgesTests",
             dependencies: ["Cartridges", "NodeConfig", "NodeTestSupport"],
-            resources: [.copy("Fixtures")]
+            exclude: ["Fixtures"]
         ),
         .testTarget(
             name: "IntegrationTests",

@@ -495,16 +495,7 @@ struct CartridgeRepositoryTests {
         defer { node.destroy() }
         let files = Dictionary(uniqueKeysWithValues: (1...20).map { ("usr/file\($0)", String(repeating: "x", count: 1000)) })
         let src = try source(node, "m1", Crtest.m1, files: files)
-        let (repositoryPath, basePath, gearBaseDir) = (node.repositoryPath, node.basePath, node.gearBaseDir)
-        await #expect(processExitsWith: .exitCode(99)) {
-            [repositoryPath = repositoryPath as String, basePath = basePath as String,
-             gearBaseDir = gearBaseDir as String, src = src as String] in
-            let configuration = CartridgeRepository.Configuration(path: repositoryPath, cartridgeBasePath: basePath, gearBaseDir: gearBaseDir)
-            let repository = CartridgeRepository(configuration: configuration) { copied in
-                if copied == 5 { _exit(99) }
-            }
-            try repository.install(from: src)
-        }
+        await installDies(node, from: src, afterCopying: 5)
         let repository = node.repository()
         #expect(try repository.load().problems.isEmpty)
         #expect(repository.snapshot.count == 0)
@@ -521,22 +512,28 @@ struct CartridgeRepositoryTests {
         let src = try source(node, "m1", Crtest.m1, files: files)
         try node.repository().install(from: src)
         for i in 1...20 { try TestFiles.write(src + "/usr/file\(i)", "new \(i)\n") }
-        let (repositoryPath, basePath, gearBaseDir) = (node.repositoryPath, node.basePath, node.gearBaseDir)
-        await #expect(processExitsWith: .exitCode(99)) {
-            [repositoryPath = repositoryPath as String, basePath = basePath as String,
-             gearBaseDir = gearBaseDir as String, src = src as String] in
-            let configuration = CartridgeRepository.Configuration(path: repositoryPath, cartridgeBasePath: basePath, gearBaseDir: gearBaseDir)
-            let repository = CartridgeRepository(configuration: configuration) { copied in
-                if copied == 10 { _exit(99) }
-            }
-            try repository.install(from: src)
-        }
+        await installDies(node, from: src, afterCopying: 10)
         for i in 1...20 {
             #expect(TestFiles.read(node.repositoryPath + "/redhat-crtest/0.0.1/usr/file\(i)") == "old \(i)\n")
         }
         let repository = node.repository()
         #expect(try repository.install(from: src).changed, "the interrupted change is redone")
         #expect(TestFiles.read(node.repositoryPath + "/redhat-crtest/0.0.1/usr/file20") == "new 20\n")
+    }
+}
+
+/// Installs `src` in a child process that dies (exit 99) after copying `files` files: a crash
+/// in the middle of a copy, observed from this process.
+func installDies(_ node: ScratchNode, from src: String, afterCopying files: Int) async {
+    let (repositoryPath, basePath, gearBaseDir) = (node.repositoryPath, node.basePath, node.gearBaseDir)
+    await #expect(processExitsWith: .exitCode(99)) {
+        [repositoryPath = repositoryPath as String, basePath = basePath as String,
+         gearBaseDir = gearBaseDir as String, src = src as String, files = files as Int] in
+        let configuration = CartridgeRepository.Configuration(path: repositoryPath, cartridgeBasePath: basePath, gearBaseDir: gearBaseDir)
+        let repository = CartridgeRepository(configuration: configuration) { copied in
+            if copied == files { _exit(99) }
+        }
+        try repository.install(from: src)
     }
 }
 
