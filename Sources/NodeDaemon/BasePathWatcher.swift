@@ -48,6 +48,7 @@ final class Inotify: @unchecked Sendable {
     private var source: DispatchSourceRead?
     private var paths: [Int32: String] = [:]
     private var root = ""
+    private var warnedAboutLimit = false
     private let logger: Logger
 
     static let mask: UInt32 = UInt32(IN_CREATE | IN_DELETE | IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO
@@ -88,6 +89,12 @@ final class Inotify: @unchecked Sendable {
     private func addTree(_ path: String) {
         let wd = inotify_add_watch(fd, path, Self.mask)
         if wd < 0 {
+            if errno == ENOSPC && !warnedAboutLimit {
+                warnedAboutLimit = true
+                logger.warning(
+                    "inotify watch limit reached: changes below this directory are seen only on SIGHUP (raise fs.inotify.max_user_watches)",
+                    metadata: ["path": "\(path)"])
+            }
             if path == root, errno == ENOENT {
                 let parent = String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)])
                 let pwd = inotify_add_watch(fd, parent.isEmpty ? "/" : parent, UInt32(IN_CREATE | IN_MOVED_TO | IN_ONLYDIR))
