@@ -9,6 +9,7 @@ let package = Package(
         .executable(name: "oo-admin-cartridge", targets: ["oo-admin-cartridge"]),
         .executable(name: "oo-cartridge", targets: ["oo-cartridge"]),
         .executable(name: "node-bench", targets: ["node-bench"]),
+        .executable(name: "oo-gear-exec", targets: ["oo-gear-exec"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
@@ -21,6 +22,14 @@ let package = Package(
     targets: [
         .target(name: "NodeConfig"),
         .target(name: "CLinux"),
+        .systemLibrary(name: "CSELinux", pkgConfig: "libselinux", providers: [.apt(["libselinux1-dev"])]),
+        .systemLibrary(name: "CCap", pkgConfig: "libcap", providers: [.apt(["libcap-dev"])]),
+        .target(
+            name: "Containment",
+            dependencies: ["NodeConfig", "CLinux", "CSELinux", "CCap", .product(name: "Logging", package: "swift-log")]
+        ),
+        // Deliberately small and single-threaded: it changes identity, then execs the gear's command.
+        .executableTarget(name: "oo-gear-exec", dependencies: ["Containment"]),
         .target(
             name: "Cartridges",
             dependencies: [
@@ -73,6 +82,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "NodeConfigTests", dependencies: ["NodeConfig"]),
+        .testTarget(name: "ContainmentTests", dependencies: ["Containment", "NodeConfig", "NodeTestSupport"]),
         .testTarget(
             name: "CartridgesTests",
             dependencies: ["Cartridges", "NodeConfig", "NodeTestSupport"],

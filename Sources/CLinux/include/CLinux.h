@@ -12,3 +12,17 @@ int cl_syncfs(int fd);
 int cl_rename_exchange(const char *a, const char *b);
 
 #endif
+
+// Identity and capability calls for gear processes (variadic or _GNU_SOURCE-only in C).
+int cl_setresuid(unsigned int uid);
+int cl_setresgid(unsigned int gid);
+int cl_setgroups(int count, const unsigned int *groups);
+/// prctl(PR_CAPBSET_DROP, cap): removes a capability from the bounding set.
+int cl_capbset_drop(int cap);
+/// prctl(PR_CAPBSET_READ, cap): 1 if in the bounding set, 0 if not, -1 on error.
+int cl_capbset_read(int cap);
+/// prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL).
+int cl_cap_ambient_clear_all(void);
+/// setrlimit by resource name (NOFILE, NPROC, AS, CPU, FSIZE, CORE, STACK, MEMLOCK, DATA, RSS,
+/// NICE, RTPRIO, SIGPENDING, MSGQUEUE, LOCKS); -2 if the name is unknown.
+int cl_setrlimit_named(const char *name, unsigned long long soft, unsigned long long hard);
