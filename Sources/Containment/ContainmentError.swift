@@ -1,0 +1,33 @@
+import NodeConfig
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What can go wrong containing a gear. Each case names what and where.
+public enum ContainmentError: NodeError, Equatable {
+    /// A uid outside what the MCS parameters can label.
+    case uidOutOfMCSRange(uid: Int, reason: String)
+    /// Invalid MCS parameters in node.conf.
+    case invalidMCSParameters(String)
+    /// A system call failed: which step, on what, with errno.
+    case system(step: String, target: String, errno: Int32)
+    /// An argument that is not acceptable (a uid of 0, a malformed limit...).
+    case invalidArgument(field: String, value: String, reason: String)
+
+    public var kind: NodeErrorKind {
+        switch self {
+        case .uidOutOfMCSRange, .invalidMCSParameters, .invalidArgument: return .invalidArgument
+        case .system(_, _, let code): return code == EPERM || code == EACCES ? .permissionDenied : .internal
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case let .uidOutOfMCSRange(uid, reason): return "uid \(uid): \(reason)"
+        case let .invalidMCSParameters(reason): return "invalid MCS parameters: \(reason)"
+        case let .system(step, target, code): return "\(step) \(target) failed: \(String(cString: strerror(code))) (errno \(code))"
+        case let .invalidArgument(field, value, reason): return "invalid \(field) '\(value)': \(reason)"
+        }
+    }
+}
