@@ -1,0 +1,112 @@
+import NodeConfig
+import NodeTestSupport
+import Testing
+
+@testable import Containment
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@Suite("cgroups")
+struct CgroupTests {
+    @Test("the hierarchy is read from the mount table: v1 controllers, or the unified v2 tree")
+    func detect() {
+        let v1 = """
+            tmpfs /sys/fs/cgroup tmpfs rw 0 0
+            cgroup /sys/fs/cgroup/cpu cgroup rw,relatime,cpu 0 0
+            cgroup /sys/fs/cgroup/memory cgroup rw,relatime,memory 0 0
+            cgroup /sys/fs/cgroup/pids cgroup rw,relatime,pids 0 0
+            cgroup2 /sys/fs/cgroup/unified cgroup2 rw 0 0
+            """
+        #expect(CgroupHierarchy.detect(mounts: v1) == .v1(controllers: [
+            "cpu": "/sys/fs/cgroup/cpu", "memory": "/sys/fs/cgroup/memory", "pids": "/sys/fs/cgroup/pids",
+        ]))
+        #expect(CgroupHierarchy.detect(mounts: "cgroup2 /sys/fs/cgroup cgroup2 rw,nsdelegate 0 0\n") == .v2(root: "/sys/fs/cgroup"))
+        #expect(CgroupHierarchy.detect(mounts: "proc /proc proc rw 0 0\n") == nil)
+    }
+
+    @Test("a gear's cgroup name is one path component", arguments: ["", "..", "a/b", "x\ny"])
+    func names(name: String) {
+        #expect(throws: ContainmentError.self) {
+            try GearCgroup(hierarchy: .v2(root: "/sys/fs/cgroup"), parent: "openshift", name: name)
+        }
+    }
+
+    @Test("cpu shares map onto v2 weights at the ends and the default")
+    func weights() {
+        #expect(GearCgroup.weight(forShares: 2) == 1)
+        #expect(GearCgroup.weight(forShares: 262_144) == 10000)
+        #expect(GearCgroup.weight(forShares: 1024) == 39)
+    }
+
+    @Test("resource_limits.conf: profile values, template sections and the legacy key")
+    func resourceLimits() throws {
+        let limits = try ResourceLimits(parsing: """
+            node_profile=small
+            max_active_apps=80
+            memory_limit_in_bytes=268435456
+            cpu_shares=256
+
+            [cg_template_throttled]
+            cpu_shares=128
+            cpu_cfs_quota_us=100000
+            """, file: "resource_limits.conf")
+        #expect(limits.values["max_active_gears"] == "80")
+        #expect(limits.cgroupLimits.memoryBytes == 268_435_456)
+        #expect(limits.cgroupLimits.cpuShares == 256)
+        #expect(limits.cgroupLimits.processes == 250, "unset keys keep the small profile's value")
+        #expect(limits.sections["cg_template_throttled"]?["cpu_cfs_quota_us"] == "100000")
+        #expect(throws: NodeConfigError.malformedLine(file: "r.conf", line: 2, text: "oops", reason: "expected KEY=value")) {
+            try ResourceLimits(parsing: "a=1\noops\n", file: "r.conf")
+        }
+    }
+
+    @Test("a gear's cgroup gets the limits, holds the gear's processes, and destroy leaves nothing",
+          .enabled(if: Prerequisites.rootOrCI), .timeLimit(.minutes(1)))
+    func lifecycle() async throws {
+        try #require(Prerequisites.rootProblem == nil, "\(Prerequisites.rootProblem ?? "")")
+        let hierarchy = try #require(CgroupHierarchy.detect(), "no cgroup hierarchy mounted")
+        let name = "test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let cgroup = try GearCgroup(hierarchy: hierarchy, parent: "openshift-node-tests", name: name)
+        let limits = CgroupLimits(memoryBytes: 256 << 20, cpuShares: 256, cpuQuotaMicroseconds: 50_000, processes: 64)
+        try cgroup.create(limits: limits)
+        defer {
+            try? cgroup.destroy()
+            // The test parent too, unless another test's cgroup is still in it.
+            for directory in cgroup.directories { rmdir(String(directory[..<directory.lastIndex(of: "/")!])) }
+        }
+        switch hierarchy {
+        case .v1(let controllers):
+            if let memory = controllers["memory"] {
+                #expect(TestFiles.read(memory + "/" + cgroup.path + "/memory.limit_in_bytes") == "268435456\n")
+            }
+            if let cpu = controllers["cpu"] {
+                #expect(TestFiles.read(cpu + "/" + cgroup.path + "/cpu.shares") == "256\n")
+                #expect(TestFiles.read(cpu + "/" + cgroup.path + "/cpu.cfs_quota_us") == "50000\n")
+            }
+            if let pids = controllers["pids"] { #expect(TestFiles.read(pids + "/" + cgroup.path + "/pids.max") == "64\n") }
+        case .v2(let root):
+            #expect(TestFiles.read(root + "/" + cgroup.path + "/memory.max") == "268435456\n")
+            #expect(TestFiles.read(root + "/" + cgroup.path + "/pids.max") == "64\n")
+        }
+
+        // A gear process, and a child it forks into the background, both land in the cgroup.
+        let scratch = TestFiles.temporaryDirectory("gear-cgroup")
+        defer { TestFiles.remove(scratch) }
+        var spec = GearExec(uid: 45010, gid: 45010, command: ["/bin/sh", "-c", "/bin/sleep 60 & exec /bin/sleep 61"])
+        spec.cgroupFiles = cgroup.procsFiles
+        let pid = try ProcessRunner.spawn([ProcessRunner.executable("oo-gear-exec")] + spec.arguments,
+                                          stdout: scratch + "/out", stderr: scratch + "/err")
+        let text = await status(of: pid, once: "sleep")
+        #expect(text != nil, "\(TestFiles.read(scratch + "/err") ?? "")")
+        let membership = TestFiles.read("/proc/\(pid)/cgroup") ?? ""
+        #expect(membership.contains("/" + cgroup.path + "\n"), "\(membership)")
+        #expect(cgroup.processes().count == 2)
+
+        try cgroup.destroy()
+        #expect(ProcessRunner.wait(pid) == 128 + SIGKILL)
+        #expect(!cgroup.exists)
+        #expect(kill(pid, 0) != 0)
+    }
+}
