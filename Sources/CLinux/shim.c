@@ -60,3 +60,16 @@ int cl_setrlimit_named(const char *name, unsigned long long soft, unsigned long 
     }
     return -2;
 }
+
+int cl_pipe_cloexec(int fds[2]) {
+    return pipe2(fds, O_CLOEXEC);
+}
+
+#include <spawn.h>
+int cl_spawn_add_chdir(void *actions, const char *path) {
+    return posix_spawn_file_actions_addchdir_np((posix_spawn_file_actions_t *)actions, path);
+}
+
+int cl_spawn_setsid_flag(void) {
+    return POSIX_SPAWN_SETSID;
+}

@@ -14,11 +14,14 @@ public enum ContainmentError: NodeError, Equatable {
     case system(step: String, target: String, errno: Int32)
     /// An argument that is not acceptable (a uid of 0, a malformed limit...).
     case invalidArgument(field: String, value: String, reason: String)
+    /// A system tool (useradd, ...) exited non-zero.
+    case toolFailed(step: String, arguments: String, status: Int32, output: String)
 
     public var kind: NodeErrorKind {
         switch self {
         case .uidOutOfMCSRange, .invalidMCSParameters, .invalidArgument: return .invalidArgument
         case .system(_, _, let code): return code == EPERM || code == EACCES ? .permissionDenied : .internal
+        case .toolFailed: return .failedPrecondition
         }
     }
 
@@ -28,6 +31,7 @@ public enum ContainmentError: NodeError, Equatable {
         case let .invalidMCSParameters(reason): return "invalid MCS parameters: \(reason)"
         case let .system(step, target, code): return "\(step) \(target) failed: \(String(cString: strerror(code))) (errno \(code))"
         case let .invalidArgument(field, value, reason): return "invalid \(field) '\(value)': \(reason)"
+        case let .toolFailed(step, arguments, status, output): return "\(step) \(arguments) failed (exit \(status)): \(output)"
         }
     }
 }

@@ -26,3 +26,10 @@ int cl_cap_ambient_clear_all(void);
 /// setrlimit by resource name (NOFILE, NPROC, AS, CPU, FSIZE, CORE, STACK, MEMLOCK, DATA, RSS,
 /// NICE, RTPRIO, SIGPENDING, MSGQUEUE, LOCKS); -2 if the name is unknown.
 int cl_setrlimit_named(const char *name, unsigned long long soft, unsigned long long hard);
+
+/// pipe2(fds, O_CLOEXEC).
+int cl_pipe_cloexec(int fds[2]);
+/// posix_spawn_file_actions_addchdir_np, when glibc has it (2.29+); -1 otherwise.
+int cl_spawn_add_chdir(void *actions, const char *path);
+/// POSIX_SPAWN_SETSID (a GNU extension).
+int cl_spawn_setsid_flag(void);

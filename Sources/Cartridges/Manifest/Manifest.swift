@@ -14,6 +14,8 @@ public struct Manifest: Sendable, Equatable {
     public let version: CartridgeVersion
     /// Every software version of the manifest, `Versions` then `Version`, without duplicates.
     public let versions: [CartridgeVersion]
+    /// The manifest's own `Version`: what a gear gets when no software version is asked for.
+    public let defaultVersion: CartridgeVersion
     public let cartridgeVersion: CartridgeVersion
     public let compatibleVersions: [CartridgeVersion]
     public let categories: [String]
@@ -127,7 +129,8 @@ public struct ManifestDocument: Sendable {
             var map = top
             for (key, value) in overrides[softwareVersion.text] ?? ManifestMap() { map[key] = value }
             map["Version"] = .scalar(softwareVersion.text, quoted: true)
-            let projection = try project(map, version: softwareVersion, versions: versions, cartridgeVersion: cartridgeVersion,
+            let projection = try project(map, version: softwareVersion, versions: versions, defaultVersion: defaultVersion,
+                                         cartridgeVersion: cartridgeVersion,
                                          compatible: compatible, path: path, fromURL: fromURL)
             projections.append(projection)
             if softwareVersion == defaultVersion { primary = projection }
@@ -136,7 +139,8 @@ public struct ManifestDocument: Sendable {
     }
 
     private static func project(
-        _ map: ManifestMap, version: CartridgeVersion, versions: [CartridgeVersion], cartridgeVersion: CartridgeVersion,
+        _ map: ManifestMap, version: CartridgeVersion, versions: [CartridgeVersion], defaultVersion: CartridgeVersion,
+        cartridgeVersion: CartridgeVersion,
         compatible: [CartridgeVersion], path: String, fromURL: Bool
     ) throws(CartridgesError) -> Manifest {
         func invalid(_ element: String, _ reason: String) -> CartridgesError {
@@ -186,6 +190,7 @@ public struct ManifestDocument: Sendable {
         projected["Cartridge-Short-Name"] = .scalar(tag, quoted: false)
         return Manifest(
             map: projected, vendor: vendor, name: name, shortName: tag, version: version, versions: versions,
+            defaultVersion: defaultVersion,
             cartridgeVersion: cartridgeVersion, compatibleVersions: compatible, categories: categories,
             endpoints: endpoints, installBuildRequired: map["Install-Build-Required"]?.boolean ?? false,
             sourceURL: sourceURL, sourceMD5: map["Source-Md5"]?.string, path: path)

@@ -9,6 +9,11 @@ public struct RepositorySnapshot: Sendable {
         public var vendor: String
         public var name: String
 
+        public init(vendor: String, name: String) {
+            self.vendor = vendor
+            self.name = name
+        }
+
         public static func < (a: CartridgeKey, b: CartridgeKey) -> Bool { (a.vendor, a.name) < (b.vendor, b.name) }
     }
 

@@ -1,0 +1,60 @@
+/// Who a gear is on the host: its name, ids, home and MCS label.
+public struct GearIdentity: Sendable, Equatable {
+    public var uuid: String
+    public var uid: UInt32
+    public var gid: UInt32
+    public var home: String
+    /// Computed from the uid; recorded and applied when SELinux is enabled.
+    public var mcsLabel: MCSLabel?
+
+    public init(uuid: String, uid: UInt32, gid: UInt32, home: String, mcsLabel: MCSLabel?) {
+        self.uuid = uuid
+        self.uid = uid
+        self.gid = gid
+        self.home = home
+        self.mcsLabel = mcsLabel
+    }
+
+    /// A gear name is a Unix login: lower-case letters, digits, `-` and `_`, starting with a
+    /// letter or digit, at most 32 characters. Nothing else can reach a path or a command.
+    public static func validate(uuid: String) throws(ContainmentError) {
+        let bytes = Array(uuid.utf8)
+        guard !bytes.isEmpty, bytes.count <= 32,
+              bytes.allSatisfy({ ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 45 || $0 == 95 }),
+              let first = bytes.first, first != 45, first != 95 else {
+            throw .invalidArgument(field: "container uuid", value: String(uuid.unicodeScalars.map { $0.value < 0x20 ? "?" : Character($0) }),
+                                   reason: "expected 1 to 32 lower-case letters, digits, '-' or '_', starting with a letter or digit")
+        }
+    }
+}
+
+/// Where the privileged work of containing a gear happens. Two implementations: the SELinux
+/// plugin (node mode, root: real accounts, cgroups, labels, capability-free processes) and the
+/// sandbox plugin (no root: directories owned by the invoking user). Code above this seam never
+/// asks which one it has.
+public protocol ContainerPlugin: Sendable {
+    /// `selinux` or `sandbox`.
+    var name: String { get }
+    /// What the facts report: `enabled`, `disabled` or `sandbox`.
+    var selinuxStatus: String { get }
+
+    /// Picks the uid of a new gear when the broker sends none.
+    func allocateUID() throws(ContainmentError) -> UInt32
+
+    /// Creates the account, the home directory (empty, owned as the reference says) and the
+    /// cgroup. Fails atomically: on error nothing of it is left.
+    func create(_ gear: GearIdentity) throws(ContainmentError)
+
+    /// Kills every process of the gear and removes account, cgroup and home. Idempotent.
+    func destroy(_ gear: GearIdentity) throws(ContainmentError)
+
+    /// Runs a program as the gear, with exactly `environment`, and waits for it.
+    func run(_ gear: GearIdentity, _ argv: [String], environment: [String: String], directory: String?,
+             timeoutSeconds: Double) throws(ContainmentError) -> Spawner.Result
+
+    /// Gives a path to the gear (writable) or to root with the gear's group (read-only).
+    func own(_ path: String, by gear: GearIdentity, writable: Bool) throws(ContainmentError)
+
+    /// Whether the gear's account exists on the host (always true in the sandbox once created).
+    func exists(_ gear: GearIdentity) -> Bool
+}

@@ -1,0 +1,144 @@
+import CLinux
+import Dispatch
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs a program from an argv array with an explicit environment, never through a shell.
+///
+/// The child gets its own session (so it and what it forks are not tied to the caller's
+/// terminal or process group, and a daemon restart does not take them down), stdin from
+/// `/dev/null`, and its stdout/stderr captured up to `outputLimit` bytes each (the rest is
+/// counted and dropped). On timeout the whole process group is killed. Output is read until the
+/// program exits, plus a short grace: a background process it started that keeps the pipes
+/// open does not hang the caller.
+public enum Spawner {
+    public struct Result: Sendable, Equatable {
+        public var status: Int32
+        public var stdout: String
+        public var stderr: String
+        public var timedOut: Bool
+        public var truncated: Bool
+    }
+
+    public static func run(
+        _ argv: [String], environment: [String: String], directory: String? = nil,
+        timeoutSeconds: Double = 300, outputLimit: Int = 1 << 20
+    ) throws(ContainmentError) -> Result {
+        guard let program = argv.first, program.hasPrefix("/") else {
+            throw .invalidArgument(field: "program", value: argv.first ?? "", reason: "an absolute path is required")
+        }
+        var outPipe: [Int32] = [0, 0]
+        var errPipe: [Int32] = [0, 0]
+        guard cl_pipe_cloexec(&outPipe) == 0, cl_pipe_cloexec(&errPipe) == 0 else {
+            throw .system(step: "pipe", target: program, errno: errno)
+        }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
+        if let directory { _ = cl_spawn_add_chdir(&actions, directory) }
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        posix_spawnattr_setflags(&attributes, Int16(cl_spawn_setsid_flag() | Int32(POSIX_SPAWN_SETSIGMASK) | Int32(POSIX_SPAWN_SETSIGDEF)))
+        var none = sigset_t()
+        sigemptyset(&none)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        var all = sigset_t()
+        sigfillset(&all)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+
+        let cArgs = argv.map { strdup($0) } + [nil]
+        let cEnv = environment.sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            cArgs.forEach { free($0) }
+            cEnv.forEach { free($0) }
+        }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, program, &actions, &attributes, cArgs, cEnv)
+        close(outPipe[1])
+        close(errPipe[1])
+        guard rc == 0 else {
+            close(outPipe[0])
+            close(errPipe[0])
+            throw .system(step: "posix_spawn", target: program, errno: rc)
+        }
+        defer {
+            close(outPipe[0])
+            close(errPipe[0])
+        }
+        _ = fcntl(outPipe[0], F_SETFL, O_NONBLOCK)
+        _ = fcntl(errPipe[0], F_SETFL, O_NONBLOCK)
+
+        var out = Capture(limit: outputLimit)
+        var err = Capture(limit: outputLimit)
+        let deadline = monotonicSeconds() + timeoutSeconds
+        var status: Int32?
+        var timedOut = false
+        var graceEnd: Double?
+        while true {
+            var fds = [pollfd(fd: outPipe[0], events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: errPipe[0], events: Int16(POLLIN), revents: 0)]
+            let open = (out.open ? 1 : 0) + (err.open ? 1 : 0)
+            if open > 0 {
+                if !out.open { fds[0].fd = -1 }
+                if !err.open { fds[1].fd = -1 }
+                _ = poll(&fds, 2, 20)
+                if out.open { out.drain(outPipe[0]) }
+                if err.open { err.drain(errPipe[0]) }
+            } else if status == nil {
+                usleep(5_000)
+            }
+            if status == nil {
+                var raw: Int32 = 0
+                if waitpid(pid, &raw, WNOHANG) == pid {
+                    let signal = raw & 0x7f
+                    status = signal == 0 ? (raw >> 8) & 0xff : 128 + signal
+                    graceEnd = monotonicSeconds() + 0.2
+                }
+            }
+            if let status {
+                _ = status
+                if (!out.open && !err.open) || monotonicSeconds() > graceEnd! { break }
+            } else if monotonicSeconds() > deadline {
+                timedOut = true
+                kill(-pid, SIGKILL)
+                kill(pid, SIGKILL)
+                var raw: Int32 = 0
+                while waitpid(pid, &raw, 0) < 0 && errno == EINTR {}
+                status = 137
+                graceEnd = monotonicSeconds()
+            }
+        }
+        return Result(status: status ?? 1, stdout: out.text, stderr: err.text, timedOut: timedOut,
+                      truncated: out.dropped > 0 || err.dropped > 0)
+    }
+
+    struct Capture {
+        var limit: Int
+        var bytes: [UInt8] = []
+        var dropped = 0
+        var open = true
+
+        mutating func drain(_ fd: Int32) {
+            var buffer = [UInt8](repeating: 0, count: 32 * 1024)
+            while true {
+                let n = read(fd, &buffer, buffer.count)
+                if n > 0 {
+                    let room = max(0, limit - bytes.count)
+                    bytes += buffer[0..<min(n, room)]
+                    dropped += n - min(n, room)
+                    continue
+                }
+                if n == 0 { open = false }
+                return
+            }
+        }
+
+        var text: String { String(decoding: bytes, as: UTF8.self) }
+    }
+}
