@@ -28,6 +28,10 @@ let package = Package(
             name: "Containment",
             dependencies: ["NodeConfig", "CLinux", "CSELinux", "CCap", .product(name: "Logging", package: "swift-log")]
         ),
+        .target(
+            name: "Gears",
+            dependencies: ["Cartridges", "Containment", "NodeConfig", .product(name: "Logging", package: "swift-log")]
+        ),
         // Deliberately small and single-threaded: it changes identity, then execs the gear's command.
         .executableTarget(name: "oo-gear-exec", dependencies: ["Containment"]),
         .target(
@@ -83,6 +87,7 @@ let package = Package(
         ),
         .testTarget(name: "NodeConfigTests", dependencies: ["NodeConfig"]),
         .testTarget(name: "ContainmentTests", dependencies: ["Containment", "NodeConfig", "NodeTestSupport"]),
+        .testTarget(name: "GearsTests", dependencies: ["Gears", "Containment", "Cartridges", "NodeConfig", "NodeTestSupport"]),
         .testTarget(
             name: "CartridgesTests",
             dependencies: ["Cartridges", "NodeConfig", "NodeTestSupport"],

@@ -1,0 +1,135 @@
+import Containment
+import Gears
+import NodeTestSupport
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The gear life cycle on the sandbox plugin: no root needed, same layout, env and hooks.
+@Suite("gears in the sandbox")
+struct SandboxGearTests {
+    @Test("create, configure mock, start, stop, deconfigure, destroy", .timeLimit(.minutes(1)))
+    func lifecycle() async throws {
+        let node = try GearNode("sandbox")
+        defer { node.destroy() }
+        let gear = try node.manager.create(GearCreateRequest(uuid: uniqueUUID(), appName: "myapp", namespace: "dom"))
+        #expect(node.manager.state(gear) == .new)
+        let env = node.env(gear)
+        #expect(env["OPENSHIFT_GEAR_UUID"] == gear.uuid)
+        #expect(env["OPENSHIFT_APP_DNS"] == "myapp-dom.example.com")
+        #expect(env["OPENSHIFT_DATA_DIR"] == gear.home + "/app-root/data/")
+        #expect(TestFiles.exists(gear.home + "/app-root/runtime/repo"))
+
+        let configured = try node.manager.configure(gear.uuid, cartridge: "mock")
+        #expect(configured.output.contains("CLIENT_MESSAGE: mock setup for version 0.1"))
+        let cartridge = try #require(node.manager.cartridges(of: gear).first)
+        #expect(cartridge.ident == "redhat:mock:0.1:0.0.1")
+        let after = node.env(gear)
+        let ip = try #require(after["OPENSHIFT_MOCK_EXAMPLE_IP1"])
+        #expect(ip == GearAddress.ip(uid: gear.identity.uid, host: 1))
+        #expect(after["OPENSHIFT_MOCK_EXAMPLE_IP2"] == GearAddress.ip(uid: gear.identity.uid, host: 2))
+        #expect(after["OPENSHIFT_MOCK_EXAMPLE_PORT1"] == "8080")
+        #expect(after["OPENSHIFT_PRIMARY_CARTRIDGE_DIR"] == gear.home + "/mock/")
+        #expect(TestFiles.read(gear.home + "/app-root/data/.mock_cartridge_state/setup_called") == "setup_called --version 0.1\n")
+        #expect(throws: GearsError.self, "configured twice") { try node.manager.configure(gear.uuid, cartridge: "mock") }
+
+        let start = try node.manager.control(gear.uuid, .start)
+        #expect(start.output.contains("CLIENT_RESULT: mock started"))
+        #expect(node.manager.state(gear) == .started)
+        #expect(await eventually(within: 10) { http(ip, 8080) == "mock cartridge\n" })
+        _ = try node.manager.control(gear.uuid, .stop)
+        #expect(node.manager.state(gear) == .stopped)
+        #expect(node.manager.hasStopLock(gear))
+        #expect(await eventually(within: 10) { http(ip, 8080) == nil })
+
+        _ = try node.manager.deconfigure(gear.uuid, cartridge: "mock")
+        #expect(!TestFiles.exists(gear.home + "/mock"))
+        #expect(node.env(gear)["OPENSHIFT_MOCK_EXAMPLE_IP1"] == nil)
+        #expect(node.env(gear)["OPENSHIFT_PRIMARY_CARTRIDGE_DIR"] == nil)
+        _ = try node.manager.destroy(gear.uuid)
+        #expect(!TestFiles.exists(gear.home))
+        #expect(try node.manager.destroy(gear.uuid) == "", "destroying again is fine")
+    }
+
+    @Test("a create that fails halfway leaves nothing")
+    func createRollback() throws {
+        let node = try GearNode("sandbox")
+        defer { node.destroy() }
+        let uuid = uniqueUUID()
+        FailPoint.arm("gear.create.end", uuid)
+        defer { FailPoint.disarm("gear.create.end", uuid) }
+        #expect(throws: GearsError.self) { try node.manager.create(GearCreateRequest(uuid: uuid)) }
+        #expect(!TestFiles.exists(node.scratch.gearBaseDir + "/" + uuid))
+        #expect(node.manager.allGears().isEmpty)
+    }
+
+    @Test("a configure that fails halfway leaves no cartridge, variables or primary")
+    func configureRollback() throws {
+        let node = try GearNode("sandbox")
+        defer { node.destroy() }
+        let gear = try node.manager.create(GearCreateRequest(uuid: uniqueUUID()))
+        let before = node.env(gear)
+        FailPoint.arm("gear.configure.before-hooks", gear.uuid)
+        defer { FailPoint.disarm("gear.configure.before-hooks", gear.uuid) }
+        #expect(throws: GearsError.self) { try node.manager.configure(gear.uuid, cartridge: "mock") }
+        #expect(!TestFiles.exists(gear.home + "/mock"))
+        #expect(node.env(gear) == before)
+    }
+
+    @Test("a failing hook is reported with its output and rolls the configure back")
+    func failingHook() throws {
+        let node = try GearNode("sandbox")
+        defer { node.destroy() }
+        var broken = CartridgeBuilder(name: "broken")
+        broken.endpoints = 1
+        broken.files["bin/setup"] = "#!/bin/sh\necho 'CLIENT_ERROR: cannot set up'\nexit 3\n"
+        try node.manager.repository.install(from: try broken.write(into: node.scratch.root + "/src"))
+        let gear = try node.manager.create(GearCreateRequest(uuid: uniqueUUID()))
+        let before = node.env(gear)
+        #expect {
+            try node.manager.configure(gear.uuid, cartridge: "broken")
+        } throws: { error in
+            guard case let .hookFailed(_, hook, status, output) = error as? GearsError else { return false }
+            return hook == "broken bin/setup" && status == 3 && output.contains("CLIENT_ERROR: cannot set up")
+        }
+        #expect(!TestFiles.exists(gear.home + "/broken"))
+        #expect(node.env(gear) == before, "the endpoint variables it had written are gone")
+    }
+
+    @Test("hostile names are refused before anything happens", arguments: ["../etc", "a b", "UPPER", "x/y", "", "-dash", "semi;colon", "new\nline"])
+    func hostileUUIDs(uuid: String) throws {
+        let node = try GearNode("sandbox")
+        defer { node.destroy() }
+        #expect(throws: GearsError.self) { try node.manager.create(GearCreateRequest(uuid: uuid)) }
+        #expect(TestFiles.list(node.scratch.gearBaseDir).isEmpty)
+    }
+
+    @Test("hostile cartridge names and unknown cartridges are refused", arguments: ["../../etc", "mock/../x", "nosuchcart", "mock-9.9"])
+    func hostileCartridges(token: String) throws {
+        let node = try GearNode("sandbox")
+        defer { node.destroy() }
+        let gear = try node.manager.create(GearCreateRequest(uuid: uniqueUUID()))
+        #expect(throws: GearsError.self) { try node.manager.configure(gear.uuid, cartridge: token) }
+        #expect(node.manager.cartridges(of: gear).isEmpty)
+    }
+
+    @Test("a hook that hangs is stopped at the time limit; one that forks a daemon does not hang the caller",
+          .timeLimit(.minutes(1)))
+    func hooksThatMisbehave() throws {
+        let node = try GearNode("sandbox")
+        defer { node.destroy() }
+        let gear = try node.manager.create(GearCreateRequest(uuid: uniqueUUID()))
+        let hang = try node.manager.plugin.run(gear.identity, ["/bin/sleep", "30"], environment: [:], directory: nil, timeoutSeconds: 0.5)
+        #expect(hang.timedOut)
+        let start = ContinuousClock.now
+        let fork = try node.manager.plugin.run(gear.identity, ["/bin/sh", "-c", "(/bin/sleep 30 &) ; echo forked"], environment: [:],
+                                               directory: nil, timeoutSeconds: 20)
+        #expect(fork.status == 0 && fork.stdout == "forked\n")
+        #expect(ContinuousClock.now - start < .seconds(10))
+        let flood = try node.manager.plugin.run(gear.identity, ["/bin/sh", "-c", "head -c 5000000 /dev/zero"], environment: [:],
+                                                directory: nil, timeoutSeconds: 20)
+        #expect(flood.truncated && flood.stdout.utf8.count == 1 << 20)
+    }
+}

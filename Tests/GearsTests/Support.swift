@@ -1,0 +1,86 @@
+import Cartridges
+import Containment
+import Gears
+import NodeConfig
+import NodeTestSupport
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+let shippedCartridges = String(#filePath.split(separator: "/Tests/", omittingEmptySubsequences: false)[0]) + "/cartridges"
+
+/// A scratch node with the shipped cartridges in its repository and a gear manager on the
+/// chosen plugin. Node-mode gears get uids from a range no real account uses.
+struct GearNode {
+    let scratch: ScratchNode
+    let manager: GearManager
+    let configuration: NodeConfiguration
+
+    init(_ plugin: String, label: String = "gears-test", uidRange: ClosedRange<Int> = 46000...46999) throws {
+        scratch = ScratchNode(label)
+        chmod(scratch.root, 0o755)
+        chmod(scratch.gearBaseDir, 0o755)
+        configuration = try NodeConfiguration(parsing: """
+            GEAR_MIN_UID=\(uidRange.lowerBound)
+            GEAR_MAX_UID=\(uidRange.upperBound)
+            GEAR_SHELL=/bin/sh
+            OPENSHIFT_CGROUP_ROOT=openshift-node-tests
+            """, file: "test node.conf")
+        let repository = CartridgeRepository(configuration: .init(
+            path: scratch.repositoryPath, cartridgeBasePath: shippedCartridges, gearBaseDir: scratch.gearBaseDir))
+        let report = repository.rescan()
+        #expect(report.failed == 0)
+        let container: any ContainerPlugin = plugin == "selinux"
+            ? SELinuxContainer(configuration: configuration, gearBaseDir: scratch.gearBaseDir, limits: ResourceLimits(),
+                               gearExec: ProcessRunner.executable("oo-gear-exec"))
+            : SandboxContainer(configuration: configuration, gearBaseDir: scratch.gearBaseDir)
+        manager = GearManager(configuration: configuration, gearBaseDir: scratch.gearBaseDir, plugin: container,
+                              repository: repository, hookTimeoutSeconds: 30)
+    }
+
+    func destroy() {
+        for gear in manager.allGears() { _ = try? manager.destroy(gear.uuid) }
+        scratch.destroy()
+    }
+
+    /// Runs a command as the gear (through the plugin, as hooks run).
+    func runAs(_ gear: Gear, _ argv: [String]) throws -> Spawner.Result {
+        try manager.plugin.run(gear.identity, argv, environment: manager.environment(gear, cartridge: nil), directory: nil,
+                               timeoutSeconds: 20)
+    }
+
+    func env(_ gear: Gear) -> [String: String] { EnvDirectory(gear.home + "/.env").read() }
+}
+
+func uniqueUUID(_ prefix: String = "g") -> String {
+    prefix + String(UInt64.random(in: 0...UInt64.max), radix: 16)
+}
+
+func mode(_ path: String) -> (owner: UInt32, group: UInt32, mode: UInt32)? {
+    var st = stat()
+    guard lstat(path, &st) == 0 else { return nil }
+    return (st.st_uid, st.st_gid, UInt32(st.st_mode & 0o7777))
+}
+
+/// Waits until an HTTP GET of `ip:port` gives `body`, or until nothing answers (`body` nil).
+func http(_ ip: String, _ port: Int) -> String? {
+    let result = try? ProcessRunner.run(["/usr/bin/python3", "-c", """
+        import sys, urllib.request
+        try:
+            print(urllib.request.urlopen("http://\(ip):\(port)/", timeout=2).read().decode(), end="")
+        except Exception:
+            sys.exit(1)
+        """])
+    return result?.status == 0 ? result?.stdout : nil
+}
+
+func eventually(within seconds: Double, _ condition: () throws -> Bool) async rethrows -> Bool {
+    let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+    while ContinuousClock.now < deadline {
+        if try condition() { return true }
+        try? await Task.sleep(for: .milliseconds(50))
+    }
+    return try condition()
+}
