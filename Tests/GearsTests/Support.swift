@@ -43,6 +43,10 @@ struct GearNode {
     func destroy() {
         for gear in manager.allGears() { _ = try? manager.destroy(gear.uuid) }
         scratch.destroy()
+        // The tests' parent cgroup, once no test gear is left in it.
+        if let parent = try? GearCgroup(hierarchy: CgroupHierarchy.detect() ?? .v2(root: "/nonexistent"), parent: "", name: "openshift-node-tests") {
+            for directory in parent.directories { rmdir(directory) }
+        }
     }
 
     /// Runs a command as the gear (through the plugin, as hooks run).
