@@ -10,6 +10,8 @@ let package = Package(
         .executable(name: "oo-cartridge", targets: ["oo-cartridge"]),
         .executable(name: "node-bench", targets: ["node-bench"]),
         .executable(name: "oo-gear-exec", targets: ["oo-gear-exec"]),
+        .executable(name: "oo-devel-node", targets: ["oo-devel-node"]),
+        .executable(name: "oo-admin-ctl-gears", targets: ["oo-admin-ctl-gears"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
@@ -55,7 +57,7 @@ let package = Package(
         .target(
             name: "NodeCLI",
             dependencies: [
-                "NodeConfig", "Cartridges",
+                "NodeConfig", "Cartridges", "Containment", "Gears",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -76,7 +78,15 @@ let package = Package(
         ),
         .executableTarget(
             name: "oo-cartridge",
-            dependencies: ["NodeCLI", "Cartridges", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["NodeCLI", "Cartridges", "Gears", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .executableTarget(
+            name: "oo-devel-node",
+            dependencies: ["NodeCLI", "Gears", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .executableTarget(
+            name: "oo-admin-ctl-gears",
+            dependencies: ["NodeCLI", "Gears", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(
             name: "node-bench",

@@ -9,14 +9,15 @@ public enum HTTPProbe {
         public var body: String
     }
 
-    /// GET `path` from 127.0.0.1:`port`; nil if nothing answers.
-    public static func get(port: UInt16, path: String = "/") -> Response? {
+    /// GET `path` from `host`:`port` (an IPv4 address, 127.0.0.1 by default); nil if nothing answers.
+    public static func get(port: UInt16, host: String = "127.0.0.1", path: String = "/") -> Response? {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         var timeout = timeval(tv_sec: 5, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var address = loopback(port)
+        guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else { return nil }
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }

@@ -1,0 +1,74 @@
+import Cartridges
+import Containment
+import Gears
+import NodeConfig
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Builds the node's parts from its configuration: the repository, the container plugin
+/// (chosen here, from an explicit list) and the gear manager.
+public struct NodeServices {
+    public let layout: PathLayout
+    public let repository: CartridgeRepository
+    public let plugin: any ContainerPlugin
+    public let gears: GearManager
+
+    /// The container plugins this node knows, by `CONTAINERIZATION_PLUGIN` name.
+    static let plugins: [String: @Sendable (PathLayout) throws -> any ContainerPlugin] = [
+        "selinux": { layout in
+            guard geteuid() == 0 else {
+                throw CommandFailure("node mode manages real accounts and needs root; use --root DIR for the sandbox", exitCode: 6)
+            }
+            let file = "/etc/openshift/resource_limits.conf"
+            var limits = ResourceLimits()
+            if access(file, F_OK) == 0 {
+                do { limits = try ResourceLimits(parsing: try String(readingFile: file), file: file) } catch { throw CommandFailure(error) }
+            }
+            return SELinuxContainer(configuration: layout.configuration, gearBaseDir: layout.gearBaseDir, limits: limits,
+                                    gearExec: siblingExecutable("oo-gear-exec"))
+        },
+        "sandbox": { layout in SandboxContainer(configuration: layout.configuration, gearBaseDir: layout.gearBaseDir) },
+    ]
+
+    public init(layout: PathLayout) throws {
+        // Admin tools print results, not the modules' info logs; the daemon bootstraps first.
+        NodeLogging.bootstrap(level: .warning)
+        self.layout = layout
+        repository = CartridgeRepository.shared(for: layout)
+        _ = try? repository.load()
+        // A sandbox root can only hold sandbox gears.
+        let name = layout.isSandbox ? "sandbox" : layout.configuration.string("CONTAINERIZATION_PLUGIN")
+        guard let factory = Self.plugins[name] else {
+            throw CommandFailure("unknown CONTAINERIZATION_PLUGIN '\(name)': expected \(Self.plugins.keys.sorted().joined(separator: " or "))",
+                                 exitCode: 2)
+        }
+        plugin = try factory(layout)
+        gears = GearManager(configuration: layout.configuration, gearBaseDir: layout.gearBaseDir, plugin: plugin, repository: repository)
+    }
+}
+
+/// An executable installed beside the running one.
+public func siblingExecutable(_ name: String) -> String {
+    var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+    let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+    guard n > 0 else { return "/usr/bin/" + name }
+    let path = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    return String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)]) + "/" + name
+}
+
+extension String {
+    init(readingFile path: String) throws(NodeConfigError) {
+        guard let file = fopen(path, "r") else { throw .unreadable(file: path, errno: errno) }
+        defer { fclose(file) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = fread(&buffer, 1, buffer.count, file)
+            if n <= 0 { break }
+            bytes += buffer[0..<n]
+        }
+        self = String(decoding: bytes, as: UTF8.self)
+    }
+}

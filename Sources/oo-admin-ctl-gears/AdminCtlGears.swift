@@ -1,0 +1,73 @@
+import ArgumentParser
+import Foundation
+import Gears
+import NodeCLI
+
+/// `oo-admin-ctl-gears`: list, inspect, start and stop the gears of this node.
+@main
+struct AdminCtlGears: ParsableCommand {
+    enum Command: String, ExpressibleByArgument, CaseIterable {
+        case list, status, start, stop, restart
+    }
+
+    static let configuration = CommandConfiguration(
+        commandName: "oo-admin-ctl-gears",
+        abstract: "List, inspect, start, stop and restart the gears of this node.",
+        discussion: """
+            Without UUIDs, start/stop/restart act on every gear and skip the ones a user stopped (stop lock), as \
+            the node does at boot; with UUIDs they act on those gears and count as the user's own request. \
+            Each gear prints [ OK ] or [ FAILED ]; any failure exits 254.
+            """)
+
+    @Argument(help: "list, status, start, stop or restart.") var command: Command
+    @Argument(help: "Gear uuids (default: all gears).") var uuids: [String] = []
+    @Flag(help: "Machine-readable output.") var json = false
+    @OptionGroup var node: NodeOptions
+
+    func run() throws {
+        try runReportingFailures {
+            let services = try NodeServices(layout: try node.layout())
+            let manager = services.gears
+            let explicit = !uuids.isEmpty
+            let gears: [Gear]
+            if explicit {
+                gears = try uuids.map { uuid in
+                    do { return try manager.gear(uuid) } catch { throw CommandFailure(error) }
+                }
+            } else {
+                gears = manager.allGears()
+            }
+            switch command {
+            case .list:
+                if json { printLine(Listing.json(gears.map(\.uuid))) } else { gears.forEach { printLine($0.uuid) } }
+            case .status:
+                let statuses = gears.map(manager.status)
+                if json {
+                    printLine(Listing.json(statuses))
+                } else {
+                    for status in statuses {
+                        printLine("\(status.uuid) uid=\(status.uid) state=\(status.state.rawValue)\(status.stopLock ? " stop_lock" : "") "
+                            + "selinux=\(status.selinux) mcs=\(status.mcsLabel ?? "-") cartridges=\(status.cartridges.joined(separator: ","))")
+                    }
+                }
+            case .start, .stop, .restart:
+                let action = GearManager.ControlAction(rawValue: command.rawValue)!
+                var failed = false
+                var results: [[String: String]] = []
+                for gear in gears {
+                    do {
+                        let output = try manager.control(gear.uuid, action, userInitiated: explicit)
+                        results.append(["uuid": gear.uuid, "result": "ok", "output": output.output])
+                        if !json { printLine("[ OK ] \(command.rawValue) \(gear.uuid)") }
+                    } catch {
+                        failed = true
+                        results.append(["uuid": gear.uuid, "result": "failed", "error": "\(error)"])
+                        if !json { printLine("[ FAILED ] \(command.rawValue) \(gear.uuid): \(error)") }
+                    }
+                }
+                if json { printLine(Listing.json(results)) }
+                if failed { throw ExitCode(254) }
+            }
+        }
+    }
+}

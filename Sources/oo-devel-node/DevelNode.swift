@@ -1,0 +1,132 @@
+import ArgumentParser
+import Gears
+import NodeCLI
+
+/// `oo-devel-node`: run the broker's gear actions locally, with the broker's argument names.
+@main
+struct DevelNode: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "oo-devel-node",
+        abstract: "Run gear actions on this node as the broker would.",
+        discussion: """
+            Examples (sandbox):
+              oo-devel-node app-create --with-container-uuid g1 --root /tmp/node
+              oo-devel-node configure --with-container-uuid g1 --cart-name python-3.11 --root /tmp/node
+              oo-devel-node start --with-container-uuid g1 --root /tmp/node
+              oo-devel-node app-destroy --with-container-uuid g1 --root /tmp/node
+            """,
+        subcommands: [AppCreate.self, AppDestroy.self, Configure.self, Deconfigure.self,
+                      StartCommand.self, StopCommand.self, RestartCommand.self, StatusCommand.self, TidyCommand.self])
+}
+
+struct GearOptions: ParsableArguments {
+    @Option(name: .customLong("with-container-uuid"), help: "The gear's uuid (its login name).")
+    var uuid: String
+
+    @OptionGroup var node: NodeOptions
+}
+
+/// Prints the action's output; failures exit with the kind's code (hook failures: 157, as the
+/// original's configure did for hook exit codes below 100).
+func perform(_ options: GearOptions, _ body: (GearManager) throws -> String) throws {
+    try runReportingFailures {
+        let services = try NodeServices(layout: try options.node.layout())
+        do {
+            let output = try body(services.gears)
+            if !output.isEmpty { printText(output.hasSuffix("\n") ? output : output + "\n") }
+        } catch let error as GearsError {
+            if case let .hookFailed(_, _, status, output) = error {
+                printText(output.hasSuffix("\n") || output.isEmpty ? output : output + "\n")
+                throw CommandFailure(error.description, exitCode: status < 100 ? 157 : status)
+            }
+            throw CommandFailure(error)
+        }
+    }
+}
+
+struct AppCreate: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "app-create", abstract: "Create a gear.")
+    @OptionGroup var gear: GearOptions
+    @Option(name: .customLong("with-uid"), help: "The uid (default: the lowest free in GEAR_MIN_UID...GEAR_MAX_UID).") var uid: UInt32?
+    @Option(name: .customLong("with-app-uuid")) var appUUID: String?
+    @Option(name: .customLong("with-app-name")) var appName = "app"
+    @Option(name: .customLong("with-container-name")) var gearName: String?
+    @Option(name: .customLong("with-namespace")) var namespace = "ns"
+
+    func run() throws {
+        try perform(gear) { manager in
+            let created = try manager.create(GearCreateRequest(uuid: gear.uuid, uid: uid, appUUID: appUUID, appName: appName,
+                                                               gearName: gearName, namespace: namespace))
+            return "CLIENT_RESULT: created gear \(created.uuid) with uid \(created.identity.uid)"
+        }
+    }
+}
+
+struct AppDestroy: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "app-destroy", abstract: "Destroy a gear and everything in it.")
+    @OptionGroup var gear: GearOptions
+    @Flag(name: .customLong("skip-hooks"), help: "Do not run the cartridges' teardown hooks.") var skipHooks = false
+
+    func run() throws {
+        try perform(gear) { manager in try manager.destroy(gear.uuid, skipHooks: skipHooks) }
+    }
+}
+
+struct Configure: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Add a cartridge (name or name-version) to a gear.")
+    @OptionGroup var gear: GearOptions
+    @Option(name: .customLong("cart-name"), help: "e.g. python-3.11 or mock") var cartridge: String
+
+    func run() throws {
+        try perform(gear) { manager in try manager.configure(gear.uuid, cartridge: cartridge).output }
+    }
+}
+
+struct Deconfigure: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Remove a cartridge from a gear (teardown, then delete).")
+    @OptionGroup var gear: GearOptions
+    @Option(name: .customLong("cart-name")) var cartridge: String
+
+    func run() throws {
+        try perform(gear) { manager in try manager.deconfigure(gear.uuid, cartridge: cartridge).output }
+    }
+}
+
+struct StartCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "start", abstract: "Start a gear's cartridges.")
+    @OptionGroup var control: ControlArguments
+    func run() throws { try control.run(.start) }
+}
+
+struct StopCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "stop", abstract: "Stop a gear's cartridges (and set the stop lock).")
+    @OptionGroup var control: ControlArguments
+    func run() throws { try control.run(.stop) }
+}
+
+struct RestartCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "restart", abstract: "Restart a gear's cartridges.")
+    @OptionGroup var control: ControlArguments
+    func run() throws { try control.run(.restart) }
+}
+
+struct StatusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "status", abstract: "Report a gear's cartridges' status.")
+    @OptionGroup var control: ControlArguments
+    func run() throws { try control.run(.status) }
+}
+
+struct TidyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "tidy", abstract: "Tidy a gear's cartridges.")
+    @OptionGroup var control: ControlArguments
+    func run() throws { try control.run(.tidy) }
+}
+
+struct ControlArguments: ParsableArguments {
+    @OptionGroup var gear: GearOptions
+    @Option(name: .customLong("cart-name"), help: "Accepted for compatibility; the action applies to the gear.") var cartridge: String?
+
+    func run(_ action: GearManager.ControlAction) throws {
+        try perform(gear) { manager in try manager.control(gear.uuid, action).output }
+    }
+}
