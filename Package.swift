@@ -91,7 +91,8 @@ let package = Package(
         .executableTarget(
             name: "node-bench",
             dependencies: [
-                "Cartridges", "NodeConfig", "NodeTestSupport",
+                "Cartridges", "NodeConfig", "NodeTestSupport", "Gears", "Containment",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
