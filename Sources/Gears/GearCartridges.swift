@@ -175,16 +175,44 @@ extension GearManager {
         return written
     }
 
+    // MARK: Post-configure
+
+    /// Runs `bin/post_install --version <v>` of a configured cartridge (the broker's
+    /// `post-configure`, after every gear of the application is configured).
+    public func postConfigure(_ uuid: String, cartridge token: String) throws(GearsError) -> HookOutput {
+        try withLock("gear." + uuid) { () throws(GearsError) -> HookOutput in
+            let gear = try self.gear(uuid)
+            let cartridge = try configuredCartridge(gear, token)
+            let path = cartridge.directory + "/bin/post_install"
+            guard access(path, F_OK) == 0 else { return HookOutput(output: "", status: 0) }
+            let version = cartridge.ident.split(separator: ":").dropFirst(2).first.map(String.init) ?? ""
+            let result = try runHook(gear, cartridge: cartridge, [path, "--version", version])
+            guard result.status == 0 else {
+                throw GearsError.hookFailed(gear: uuid, hook: "\(cartridge.name) bin/post_install", status: result.status,
+                                            output: result.stdout + result.stderr)
+            }
+            return HookOutput(output: result.stdout, status: 0)
+        }
+    }
+
+    /// The configured cartridge named by `python` or `python-3.11`.
+    func configuredCartridge(_ gear: Gear, _ token: String) throws(GearsError) -> GearCartridge {
+        var name = token
+        if let dash = token.lastIndex(of: "-"), CartridgeVersion(String(token[token.index(after: dash)...])) != nil {
+            name = String(token[..<dash])
+        }
+        guard let cartridge = cartridges(of: gear).first(where: { $0.name == name.lowercased() }) else {
+            throw .cartridgeNotFound(gear: gear.uuid, cartridge: token)
+        }
+        return cartridge
+    }
+
     // MARK: Deconfigure
 
     public func deconfigure(_ uuid: String, cartridge token: String) throws(GearsError) -> HookOutput {
         try withLock("gear." + uuid) { () throws(GearsError) -> HookOutput in
             let gear = try self.gear(uuid)
-            let name = token.split(separator: "-").count > 1 && CartridgeVersion(String(token.split(separator: "-").last!)) != nil
-                ? String(token[..<token.lastIndex(of: "-")!]) : token
-            guard let cartridge = cartridges(of: gear).first(where: { $0.name == name.lowercased() }) else {
-                throw .cartridgeNotFound(gear: uuid, cartridge: token)
-            }
+            let cartridge = try configuredCartridge(gear, token)
             var output = ""
             var status: Int32 = 0
             for hook in [["control", "stop"], ["teardown"]] {

@@ -15,7 +15,7 @@ struct DevelNode: ParsableCommand {
               oo-devel-node start --with-container-uuid g1 --root /tmp/node
               oo-devel-node app-destroy --with-container-uuid g1 --root /tmp/node
             """,
-        subcommands: [AppCreate.self, AppDestroy.self, Configure.self, Deconfigure.self,
+        subcommands: [AppCreate.self, AppDestroy.self, Configure.self, PostConfigure.self, Deconfigure.self,
                       StartCommand.self, StopCommand.self, RestartCommand.self, StatusCommand.self, TidyCommand.self])
 }
 
@@ -79,6 +79,16 @@ struct Configure: ParsableCommand {
 
     func run() throws {
         try perform(gear) { manager in try manager.configure(gear.uuid, cartridge: cartridge).output }
+    }
+}
+
+struct PostConfigure: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "post-configure", abstract: "Run a configured cartridge's post_install hook.")
+    @OptionGroup var gear: GearOptions
+    @Option(name: .customLong("cart-name")) var cartridge: String
+
+    func run() throws {
+        try perform(gear) { manager in try manager.postConfigure(gear.uuid, cartridge: cartridge).output }
     }
 }
 

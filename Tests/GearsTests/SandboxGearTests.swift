@@ -53,6 +53,23 @@ struct SandboxGearTests {
         #expect(try node.manager.destroy(gear.uuid) == "", "destroying again is fine")
     }
 
+    @Test("post-configure runs post_install; the repository refuses to erase a version a gear uses")
+    func postConfigureAndErase() throws {
+        let node = try GearNode("sandbox")
+        defer { node.destroy() }
+        let gear = try node.manager.create(GearCreateRequest(uuid: uniqueUUID()))
+        _ = try node.manager.configure(gear.uuid, cartridge: "mock-0.2")
+        let post = try node.manager.postConfigure(gear.uuid, cartridge: "mock")
+        #expect(post.output == "CLIENT_RESULT: mock cartridge 0.2 is ready\n")
+        #expect(TestFiles.read(gear.home + "/app-root/data/.mock_cartridge_state/post_install_called") == "post_install_called --version 0.2\n")
+        #expect {
+            try node.manager.repository.erase(vendor: "redhat", name: "mock", version: "0.1", cartridgeVersion: "0.0.1")
+        } throws: { error in
+            "\(error)".contains("used by gear(s) \(gear.uuid)")
+        }
+        #expect(TestFiles.exists(node.scratch.repositoryPath + "/redhat-mock/0.0.1/bin/control"))
+    }
+
     @Test("a create that fails halfway leaves nothing")
     func createRollback() throws {
         let node = try GearNode("sandbox")

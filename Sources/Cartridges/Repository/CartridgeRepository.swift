@@ -347,15 +347,15 @@ public final class CartridgeRepository: Sendable {
             refresh(key)
             let manifest = try snapshot.select(vendor: vendor, name: name, version: version, cartridgeVersion: cartridgeVersion)
             if !force {
-                if let source = shippedCartridges()[ShippedKey(vendor: vendor, name: name, cartridgeVersion: cartridgeVersion)] {
-                    throw .eraseRefused(ident: manifest.tuple,
-                                        reason: "Cannot erase cartridge installed in CARTRIDGE_BASE_PATH: \(manifest.tuple) is shipped by \(source); --force erases it anyway")
-                }
                 let uses = GearUsage(gearBaseDir: configuration.gearBaseDir)
                     .gears(using: vendor, name: name, cartridgeVersion: cartridgeVersion)
                 if !uses.isEmpty {
                     throw .eraseRefused(ident: manifest.tuple,
                                         reason: "Cannot erase cartridge used by gears: \(manifest.tuple) is used by gear(s) \(uses.map(\.gear).joined(separator: ", ")); --force erases it anyway")
+                }
+                if let source = shippedCartridges()[ShippedKey(vendor: vendor, name: name, cartridgeVersion: cartridgeVersion)] {
+                    throw .eraseRefused(ident: manifest.tuple,
+                                        reason: "Cannot erase cartridge installed in CARTRIDGE_BASE_PATH: \(manifest.tuple) is shipped by \(source); --force erases it anyway")
                 }
             }
             let parent = path + "/" + vendor + "-" + name

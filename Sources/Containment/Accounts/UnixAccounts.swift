@@ -44,9 +44,19 @@ public enum UnixAccounts {
         return getgrnam_r(name, &entry, &buffer, buffer.count, &result) == 0 && result != nil
     }
 
-    /// The lowest id in `range` used neither as a uid nor as a gid.
+    /// The lowest id in `range` used neither as a uid nor as a gid. One pass over the account
+    /// databases (NSS enumeration), then direct lookups to confirm: linear in the number of
+    /// accounts, not in the number of accounts times the number of ids tried.
     public static func lowestFreeID(in range: ClosedRange<UInt32>) -> UInt32? {
-        range.first { !uidExists($0) && !gidExists($0) }
+        var used = Set<UInt32>()
+        setpwent()
+        while let entry = getpwent() { if range.contains(entry.pointee.pw_uid) { used.insert(entry.pointee.pw_uid) } }
+        endpwent()
+        setgrent()
+        while let entry = getgrent() { if range.contains(entry.pointee.gr_gid) { used.insert(entry.pointee.gr_gid) } }
+        endgrent()
+        // Sources that do not enumerate (some directory services) are still asked directly.
+        return range.lazy.filter { !used.contains($0) }.first { !uidExists($0) && !gidExists($0) }
     }
 
     static let tools = ["/usr/sbin/groupadd", "/usr/sbin/useradd", "/usr/sbin/userdel", "/usr/sbin/groupdel"]
