@@ -110,3 +110,22 @@ struct CgroupTests {
         #expect(kill(pid, 0) != 0)
     }
 }
+
+@Suite("disk quota")
+struct DiskQuotaTests {
+    @Test("quotas are used only where the gears' file system has user quotas on")
+    func detection() {
+        let mounts = """
+            /dev/vda / ext4 rw,relatime 0 0
+            /dev/vdb /var/lib/openshift xfs rw,usrquota 0 0
+            /dev/vdc /srv ext4 rw,usrjquota=aquota.user,jqfmt=vfsv1 0 0
+            """
+        let gears = DiskQuota(path: "/var/lib/openshift/abc", mounts: mounts, setquota: "/bin/true")
+        #expect(gears.supported && gears.mountPoint == "/var/lib/openshift")
+        #expect(DiskQuota(path: "/srv/gears", mounts: mounts, setquota: "/bin/true").supported)
+        let root = DiskQuota(path: "/tmp/gears", mounts: mounts, setquota: "/bin/true")
+        #expect(!root.supported && root.reason == "user quotas are not enabled on /")
+        let noTool = DiskQuota(path: "/var/lib/openshift", mounts: mounts, setquota: "/nonexistent/setquota")
+        #expect(!noTool.supported && noTool.reason.contains("install the quota package"))
+    }
+}

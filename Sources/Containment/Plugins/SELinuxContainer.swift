@@ -26,6 +26,9 @@ public struct SELinuxContainer: ContainerPlugin {
 
     public var selinuxStatus: String { SELinux.isEnabled ? "enabled" : "disabled" }
 
+    /// Disk quotas of the file system holding the gears (reported, not faked, when off).
+    public var quota: DiskQuota { DiskQuota(path: gearBaseDir) }
+
     var uidRange: ClosedRange<UInt32> {
         let low = UInt32(clamping: max(1, configuration.integer("GEAR_MIN_UID")))
         let high = UInt32(clamping: max(configuration.integer("GEAR_MIN_UID"), configuration.integer("GEAR_MAX_UID")))
@@ -62,6 +65,9 @@ public struct SELinuxContainer: ContainerPlugin {
                 try cgroup.create(limits: limits.cgroupLimits)
                 undo.append { try? cgroup.destroy() }
             }
+            try quota.set(user: gear.uuid, blocks: limits.integer("quota_blocks") ?? 1_048_576,
+                          inodes: limits.integer("quota_files") ?? 80_000)
+            undo.append { try? quota.clear(uid: gear.uid) }
             try FailPoint.hit("container.create.end", gear.uuid)
         } catch {
             for step in undo.reversed() { step() }
@@ -76,6 +82,7 @@ public struct SELinuxContainer: ContainerPlugin {
         try UnixAccounts.deleteGroup(name: gear.uuid)
         removeTree(gear.home)
         try cgroup(gear)?.destroy()
+        try quota.clear(uid: gear.uid)
         if access(gear.home, F_OK) == 0 { throw .system(step: "remove home", target: gear.home, errno: ENOTEMPTY) }
     }
 
