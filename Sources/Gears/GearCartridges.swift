@@ -116,13 +116,14 @@ extension GearManager {
                 }
                 written = try createEndpoints(gear, manifest)
                 try fail("gear.configure.before-hooks", gear)
-                var output = ""
+                let configured = GearCartridge(name: manifest.gearDirectory, directory: target, ident: manifest.ident,
+                                               shortName: manifest.shortName, manifest: manifest)
+                var output = try renderTemplates(gear, configured)
+                if manifest.isWebFramework { try deployTemplate(gear, from: target + "/template") }
                 for hook in ["setup", "install"] {
                     let path = target + "/bin/" + hook
                     guard access(path, F_OK) == 0 else { continue }
-                    let result = try runHook(gear, cartridge: GearCartridge(name: manifest.gearDirectory, directory: target, ident: manifest.ident,
-                                                                            shortName: manifest.shortName, manifest: manifest),
-                                             [path, "--version", manifest.version.text])
+                    let result = try runHook(gear, cartridge: configured, [path, "--version", manifest.version.text])
                     output += result.stdout
                     guard result.status == 0 else {
                         throw GearsError.hookFailed(gear: uuid, hook: "\(manifest.name) bin/\(hook)", status: result.status,
@@ -173,6 +174,58 @@ extension GearManager {
             try containing { () throws(ContainmentError) in try plugin.own(env.path + "/" + name, by: gear.identity, writable: false) }
         }
         return written
+    }
+
+    /// Renders the cartridge's `env/*.erb` into variables (the template is then removed); a
+    /// template that cannot be rendered is kept and reported as a `CLIENT_ERROR:` line.
+    func renderTemplates(_ gear: Gear, _ cartridge: GearCartridge) throws(GearsError) -> String {
+        let envPath = cartridge.directory + "/env"
+        guard let dir = opendir(envPath) else { return "" }
+        var templates: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name.hasSuffix(".erb") { templates.append(name) }
+        }
+        closedir(dir)
+        var messages = ""
+        let environment = self.environment(gear, cartridge: cartridge)
+        for template in templates.sorted() {
+            let variable = String(template.dropLast(4))
+            guard EnvDirectory.isValidName(variable), let text = readSmallFile(envPath + "/" + template) else { continue }
+            do {
+                let value = try Templates.render(text, environment: environment)
+                try EnvDirectory(envPath).write(variable, value.hasSuffix("\n") ? String(value.dropLast()) : value)
+                try containing { () throws(ContainmentError) in try plugin.own(envPath + "/" + variable, by: gear.identity, writable: true) }
+                unlink(envPath + "/" + template)
+            } catch {
+                messages += "CLIENT_ERROR: cannot render \(cartridge.name)/env/\(template): \(error)\n"
+            }
+        }
+        return messages
+    }
+
+    /// A web cartridge's `template/` becomes the application's first code when the repository
+    /// directory is still empty. (The original also created a bare git repository from it; that
+    /// comes with deployments.)
+    func deployTemplate(_ gear: Gear, from template: String) throws(GearsError) {
+        let repo = gear.home + "/app-root/runtime/repo"
+        guard access(template, F_OK) == 0, let dir = opendir(repo) else { return }
+        var empty = true
+        while let entry = readdir(dir) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name != "." && name != ".." { empty = false }
+        }
+        closedir(dir)
+        guard empty else { return }
+        let result = try containing { () throws(ContainmentError) in
+            try Spawner.run(["/bin/cp", "-a", template + "/.", repo + "/"], environment: ["PATH": "/usr/bin:/bin"], timeoutSeconds: 60)
+        }
+        guard result.status == 0 else { throw .io(step: "copy template into", path: repo, errno: EIO) }
+        try ownTree(repo, gear, writable: true)
     }
 
     // MARK: Post-configure

@@ -72,7 +72,7 @@ struct NodeGearTests {
         #expect(mode(gear.home + "/python/env/OPENSHIFT_PYTHON_IDENT")!.owner == 0)
         let start = try node.manager.control(gear.uuid, .start)
         #expect(start.output.contains("CLIENT_RESULT: python started on \(ip):8080"))
-        #expect(await eventually(within: 15) { http(ip, 8080) == "Hello from python cartridge\n" })
+        #expect(await eventually(within: 15) { http(ip, 8080) == "Hello from your python application\n" })
         // The server runs as the gear, in its cgroup, without capabilities.
         let server = try node.runAs(gear, ["/bin/sh", "-c", "cat /proc/$(cat \(gear.home)/python/run/server.pid)/status"])
         #expect(server.stdout.contains("Uid:\t\(gear.identity.uid)"))

@@ -32,6 +32,9 @@ struct SandboxGearTests {
         #expect(after["OPENSHIFT_MOCK_EXAMPLE_IP2"] == GearAddress.ip(uid: gear.identity.uid, host: 2))
         #expect(after["OPENSHIFT_MOCK_EXAMPLE_PORT1"] == "8080")
         #expect(after["OPENSHIFT_PRIMARY_CARTRIDGE_DIR"] == gear.home + "/mock/")
+        let mockEnv = EnvDirectory(gear.home + "/mock/env").read()
+        #expect(mockEnv["OPENSHIFT_MOCK_SERVICE_URL"] == "http://\(ip):8080/", "env/*.erb rendered from the environment")
+        #expect(!TestFiles.exists(gear.home + "/mock/env/OPENSHIFT_MOCK_SERVICE_URL.erb"))
         #expect(TestFiles.read(gear.home + "/app-root/data/.mock_cartridge_state/setup_called") == "setup_called --version 0.1\n")
         #expect(throws: GearsError.self, "configured twice") { try node.manager.configure(gear.uuid, cartridge: "mock") }
 
@@ -68,6 +71,38 @@ struct SandboxGearTests {
             "\(error)".contains("used by gear(s) \(gear.uuid)")
         }
         #expect(TestFiles.exists(node.scratch.repositoryPath + "/redhat-mock/0.0.1/bin/control"))
+    }
+
+    @Test("diy and cron: configure, start, status, stop, deconfigure in one gear", .timeLimit(.minutes(1)))
+    func diyAndCron() async throws {
+        let node = try GearNode("sandbox")
+        defer { node.destroy() }
+        let gear = try node.manager.create(GearCreateRequest(uuid: uniqueUUID()))
+        _ = try node.manager.configure(gear.uuid, cartridge: "diy")
+        _ = try node.manager.configure(gear.uuid, cartridge: "cron")
+        #expect(TestFiles.exists(gear.home + "/app-root/runtime/repo/.openshift/action_hooks/start"), "diy's template is the first code")
+        let ip = try #require(node.env(gear)["OPENSHIFT_DIY_IP"])
+        _ = try node.manager.control(gear.uuid, .start)
+        #expect(await eventually(within: 10) { http(ip, 8080)?.contains("your own start script") == true })
+        #expect(TestFiles.exists(gear.home + "/cron/run/jobs.enabled"))
+        let status = try node.manager.control(gear.uuid, .status)
+        #expect(status.output.contains("CLIENT_RESULT: application is running"))
+        #expect(status.output.contains("CLIENT_RESULT: cron jobs are enabled"))
+        _ = try node.manager.control(gear.uuid, .stop)
+        #expect(await eventually(within: 10) { http(ip, 8080) == nil })
+        #expect(!TestFiles.exists(gear.home + "/cron/run/jobs.enabled"))
+        _ = try node.manager.deconfigure(gear.uuid, cartridge: "cron")
+        _ = try node.manager.deconfigure(gear.uuid, cartridge: "diy")
+        #expect(node.manager.cartridges(of: gear).isEmpty)
+    }
+
+    @Test("templates: ENV substitutions only, anything else is refused")
+    func templates() throws {
+        #expect(try Templates.render("http://<%= ENV['IP'] %>:<%=ENV[\"PORT\"]%>/", environment: ["IP": "127.0.0.2", "PORT": "8080"])
+            == "http://127.0.0.2:8080/")
+        #expect(throws: Templates.Problem.self) { try Templates.render("<%= `id` %>", environment: [:]) }
+        #expect(throws: Templates.Problem.self) { try Templates.render("<% system('x') %>", environment: [:]) }
+        #expect(throws: Templates.Problem.self) { try Templates.render("<%= ENV['A'] ", environment: [:]) }
     }
 
     @Test("a create that fails halfway leaves nothing")

@@ -18,7 +18,11 @@ struct GearNode {
     let manager: GearManager
     let configuration: NodeConfiguration
 
-    init(_ plugin: String, label: String = "gears-test", uidRange: ClosedRange<Int> = 46000...46999) throws {
+    /// Sandbox nodes get a random window of uids: their gears' loopback IPs come from the uid,
+    /// and tests run side by side on one host.
+    init(_ plugin: String, label: String = "gears-test", uidRange: ClosedRange<Int>? = nil) throws {
+        let window = Int.random(in: 0..<1000) * 50 + 50000
+        let uidRange = uidRange ?? (plugin == "selinux" ? 46000...46999 : window...(window + 49))
         scratch = ScratchNode(label)
         chmod(scratch.root, 0o755)
         chmod(scratch.gearBaseDir, 0o755)

@@ -32,7 +32,7 @@ struct GearCommandTests {
         #expect(statuses[0].cartridges == ["redhat:python:3.11:0.0.1"])
         let ip = try #require(TestFiles.read(node.root + "/sandbox/var/lib/openshift/g1/.env/OPENSHIFT_PYTHON_IP"))
         let port = UInt16(8080)
-        #expect(await eventually(within: 15) { HTTPProbe.get(port: port, host: ip)?.body == "Hello from python cartridge\n" })
+        #expect(await eventually(within: 15) { HTTPProbe.get(port: port, host: ip)?.body == "Hello from your python application\n" })
 
         let stop = try run("oo-admin-ctl-gears", ["stop", "g1"])
         #expect(stop.stdout == "[ OK ] stop g1\n")
