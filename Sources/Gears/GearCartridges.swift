@@ -120,15 +120,29 @@ extension GearManager {
                                                shortName: manifest.shortName, manifest: manifest)
                 var output = try renderTemplates(gear, configured)
                 if manifest.isWebFramework { try deployTemplate(gear, from: target + "/template") }
-                for hook in ["setup", "install"] {
-                    let path = target + "/bin/" + hook
-                    guard access(path, F_OK) == 0 else { continue }
-                    let result = try runHook(gear, cartridge: configured, [path, "--version", manifest.version.text])
-                    output += result.stdout
-                    guard result.status == 0 else {
-                        throw GearsError.hookFailed(gear: uuid, hook: "\(manifest.name) bin/\(hook)", status: result.status,
-                                                    output: result.stdout + result.stderr)
+                let before = topLevelEntries(gear)
+                try unlock(gear, configured)
+                do throws(GearsError) {
+                    for hook in ["setup", "install"] {
+                        let path = target + "/bin/" + hook
+                        guard access(path, F_OK) == 0 else { continue }
+                        let result = try runHook(gear, cartridge: configured, [path, "--version", manifest.version.text])
+                        output += result.stdout
+                        guard result.status == 0 else {
+                            throw GearsError.hookFailed(gear: uuid, hook: "\(manifest.name) bin/\(hook)", status: result.status,
+                                                        output: result.stdout + result.stderr)
+                        }
                     }
+                } catch {
+                    try? lock(gear, configured)
+                    throw error
+                }
+                try lock(gear, configured)
+                let added = topLevelEntries(gear).subtracting(before).subtracting([manifest.gearDirectory])
+                if !added.isEmpty {
+                    for name in added { removeTreeQuietly(gear.home + "/" + name) }
+                    throw GearsError.invalidArgument(field: "cartridge", value: manifest.name,
+                                                     reason: "it created the following directories in the gear home directory: \(added.sorted().joined(separator: ", "))")
                 }
                 logger.info("configured cartridge", metadata: ["gear.uuid": "\(uuid)", "cartridge": "\(manifest.ident)"])
                 return HookOutput(output: output, status: 0)

@@ -93,6 +93,26 @@ struct NodeGearTests {
         #expect(leftovers.stdout.isEmpty)
     }
 
+    @Test("configure mock: its locked files belong to root afterwards, the home too; a rejected entry is not created")
+    func lockedFiles() throws {
+        try #require(Prerequisites.rootProblem == nil, "\(Prerequisites.rootProblem ?? "")")
+        let node = try GearNode("selinux")
+        defer { node.destroy() }
+        let gear = try node.manager.create(GearCreateRequest(uuid: uniqueUUID()))
+        _ = try node.manager.configure(gear.uuid, cartridge: "mock")
+        let uid = gear.identity.uid
+        for path in ["mock/mock_cart_locked_file", ".mock_gear_locked_file", "app-root/data/mock_gear_data_locked_file",
+                     "mock/env", "mock/env/OPENSHIFT_MOCK_VERSION"] {
+            #expect(mode(gear.home + "/" + path)?.owner == 0, "\(path) is locked")
+            #expect(mode(gear.home + "/" + path)?.group == uid)
+        }
+        #expect(mode(gear.home + "/mock/bin/control")?.owner == uid, "unlisted files stay the gear's")
+        #expect(mode(gear.home)! == (0, uid, 0o750))
+        #expect(!TestFiles.exists(gear.home + "/invalid_mock_locked_file"))
+        let write = try node.runAs(gear, ["/bin/sh", "-c", "echo x > \(gear.home)/mock/env/OPENSHIFT_MOCK_VERSION"])
+        #expect(write.status != 0, "the gear cannot rewrite a locked variable")
+    }
+
     @Test("a create that fails halfway leaves no user, group, home or cgroup")
     func rollback() throws {
         try #require(Prerequisites.rootProblem == nil, "\(Prerequisites.rootProblem ?? "")")
