@@ -1,5 +1,6 @@
 import Cartridges
 import Containment
+import NodeConfig
 
 #if canImport(Glibc)
 import Glibc
@@ -24,16 +25,10 @@ extension GearManager {
     // MARK: Cartridges in a gear
 
     public func cartridges(of gear: Gear) -> [GearCartridge] {
-        guard let dir = opendir(gear.home) else { return [] }
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafePointer(to: entry.pointee.d_name) {
-                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-            }
-            if !name.hasPrefix("."), name != "app-root", name != "app-deployments", name != "git" { names.append(name) }
+        let names = (FileSystem.entries(gear.home) ?? []).filter {
+            !$0.hasPrefix(".") && $0 != "app-root" && $0 != "app-deployments" && $0 != "git"
         }
-        closedir(dir)
-        return names.sorted().compactMap { name in
+        return names.compactMap { name in
             let directory = gear.home + "/" + name
             var st = stat()
             guard lstat(directory, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else { return nil }
@@ -194,15 +189,7 @@ extension GearManager {
     /// template that cannot be rendered is kept and reported as a `CLIENT_ERROR:` line.
     func renderTemplates(_ gear: Gear, _ cartridge: GearCartridge) throws(GearsError) -> String {
         let envPath = cartridge.directory + "/env"
-        guard let dir = opendir(envPath) else { return "" }
-        var templates: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafePointer(to: entry.pointee.d_name) {
-                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-            }
-            if name.hasSuffix(".erb") { templates.append(name) }
-        }
-        closedir(dir)
+        let templates = (FileSystem.entries(envPath) ?? []).filter { $0.hasSuffix(".erb") }
         var messages = ""
         let environment = self.environment(gear, cartridge: cartridge)
         for template in templates.sorted() {
@@ -225,16 +212,7 @@ extension GearManager {
     /// comes with deployments.)
     func deployTemplate(_ gear: Gear, from template: String) throws(GearsError) {
         let repo = gear.home + "/app-root/runtime/repo"
-        guard access(template, F_OK) == 0, let dir = opendir(repo) else { return }
-        var empty = true
-        while let entry = readdir(dir) {
-            let name = withUnsafePointer(to: entry.pointee.d_name) {
-                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-            }
-            if name != "." && name != ".." { empty = false }
-        }
-        closedir(dir)
-        guard empty else { return }
+        guard access(template, F_OK) == 0, FileSystem.entries(repo)?.isEmpty == true else { return }
         let result = try containing { () throws(ContainmentError) in
             try Spawner.run(["/bin/cp", "-a", template + "/.", repo + "/"], environment: ["PATH": "/usr/bin:/bin"], timeoutSeconds: 60)
         }
@@ -395,34 +373,9 @@ extension GearManager {
     func ownTree(_ path: String, _ gear: Gear, writable: Bool) throws(GearsError) {
         try containing { () throws(ContainmentError) in try plugin.own(path, by: gear.identity, writable: writable) }
         var st = stat()
-        guard lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR, let dir = opendir(path) else { return }
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafePointer(to: entry.pointee.d_name) {
-                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-            }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        closedir(dir)
-        for name in names { try ownTree(path + "/" + name, gear, writable: writable) }
+        guard lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else { return }
+        for name in FileSystem.entries(path) ?? [] { try ownTree(path + "/" + name, gear, writable: writable) }
     }
 }
 
-func removeTreeQuietly(_ path: String) {
-    var st = stat()
-    guard lstat(path, &st) == 0 else { return }
-    if (st.st_mode & S_IFMT) == S_IFDIR, let dir = opendir(path) {
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafePointer(to: entry.pointee.d_name) {
-                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-            }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        closedir(dir)
-        for name in names { removeTreeQuietly(path + "/" + name) }
-        rmdir(path)
-    } else {
-        unlink(path)
-    }
-}
+func removeTreeQuietly(_ path: String) { FileSystem.removeTree(path) }

@@ -174,16 +174,7 @@ public final class GearManager: Sendable {
 
     /// Every gear of this node, sorted by uuid.
     public func allGears() -> [Gear] {
-        guard let dir = opendir(gearBaseDir) else { return [] }
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafePointer(to: entry.pointee.d_name) {
-                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-            }
-            if !name.hasPrefix(".") { names.append(name) }
-        }
-        closedir(dir)
-        return names.sorted().compactMap { try? gear($0) }
+        (FileSystem.entries(gearBaseDir) ?? []).filter { !$0.hasPrefix(".") }.compactMap { try? gear($0) }
     }
 
     // MARK: Destroy

@@ -1,5 +1,6 @@
 import Cartridges
 import Containment
+import NodeConfig
 
 #if canImport(Glibc)
 import Glibc
@@ -65,18 +66,8 @@ struct ManagedFiles {
     static func glob(_ home: String, _ pattern: String) -> [String] {
         let parent = pattern.contains("/") ? String(pattern[..<pattern.lastIndex(of: "/")!]) : ""
         let last = String(pattern.split(separator: "/").last!)
-        guard let dir = opendir(home + "/" + parent) else { return [] }
-        defer { closedir(dir) }
-        var matches: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafePointer(to: entry.pointee.d_name) {
-                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-            }
-            if name != "." && name != ".." && fnmatch(last, name, 0) == 0 {
-                matches.append(parent.isEmpty ? name : parent + "/" + name)
-            }
-        }
-        return matches.sorted()
+        return (FileSystem.entries(home + "/" + parent) ?? []).filter { fnmatch(last, $0, 0) == 0 }
+            .map { parent.isEmpty ? $0 : parent + "/" + $0 }
     }
 }
 
@@ -103,15 +94,6 @@ extension GearManager {
 
     /// Non-hidden top-level entries of the home.
     func topLevelEntries(_ gear: Gear) -> Set<String> {
-        guard let dir = opendir(gear.home) else { return [] }
-        defer { closedir(dir) }
-        var names = Set<String>()
-        while let entry = readdir(dir) {
-            let name = withUnsafePointer(to: entry.pointee.d_name) {
-                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-            }
-            if !name.hasPrefix(".") { names.insert(name) }
-        }
-        return names
+        Set((FileSystem.entries(gear.home) ?? []).filter { !$0.hasPrefix(".") })
     }
 }

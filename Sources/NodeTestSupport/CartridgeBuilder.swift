@@ -1,3 +1,4 @@
+import NodeConfig
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -121,38 +122,10 @@ public enum TestFiles {
     }
 
     /// `rm -rf`, without following links.
-    public static func remove(_ path: String) {
-        var st = stat()
-        guard lstat(path, &st) == 0 else { return }
-        if (st.st_mode & S_IFMT) == S_IFDIR {
-            if let dir = opendir(path) {
-                var names: [String] = []
-                while let entry = readdir(dir) {
-                    let name = withUnsafePointer(to: entry.pointee.d_name) {
-                        $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-                    }
-                    if name != "." && name != ".." { names.append(name) }
-                }
-                closedir(dir)
-                for name in names { remove(path + "/" + name) }
-            }
-            rmdir(path)
-        } else {
-            unlink(path)
-        }
-    }
+    public static func remove(_ path: String) { FileSystem.removeTree(path) }
 
     /// Non-hidden entries of a directory, sorted.
     public static func list(_ path: String, includeHidden: Bool = false) -> [String] {
-        guard let dir = opendir(path) else { return [] }
-        defer { closedir(dir) }
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafePointer(to: entry.pointee.d_name) {
-                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-            }
-            if name != "." && name != ".." && (includeHidden || !name.hasPrefix(".")) { names.append(name) }
-        }
-        return names.sorted()
+        (FileSystem.entries(path) ?? []).filter { includeHidden || !$0.hasPrefix(".") }
     }
 }

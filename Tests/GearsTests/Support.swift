@@ -84,11 +84,3 @@ func http(_ ip: String, _ port: Int) -> String? {
     return result?.status == 0 ? result?.stdout : nil
 }
 
-func eventually(within seconds: Double, _ condition: () throws -> Bool) async rethrows -> Bool {
-    let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
-    while ContinuousClock.now < deadline {
-        if try condition() { return true }
-        try? await Task.sleep(for: .milliseconds(50))
-    }
-    return try condition()
-}

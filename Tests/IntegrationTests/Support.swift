@@ -5,15 +5,6 @@ import Testing
 import Glibc
 #endif
 
-/// Waits until `condition` holds, checking every 50 ms, for at most `seconds`.
-func eventually(within seconds: Double, _ condition: () throws -> Bool) async rethrows -> Bool {
-    let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
-    while ContinuousClock.now < deadline {
-        if try condition() { return true }
-        try? await Task.sleep(for: .milliseconds(50))
-    }
-    return try condition()
-}
 
 /// `oo-cartridge list` in a sandbox.
 func listing(root: String, basePath: String) throws -> String {

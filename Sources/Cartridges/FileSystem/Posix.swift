@@ -1,4 +1,5 @@
 import CLinux
+import NodeConfig
 
 #if canImport(Glibc)
 import Glibc
@@ -39,16 +40,8 @@ enum Posix {
 
     /// Entry names of a directory, without `.` and `..`, sorted for a stable order.
     static func listDirectory(_ path: String) throws(CartridgesError) -> [String] {
-        guard let dir = opendir(path) else { throw .io(step: "opendir", path: path, errno: errno) }
-        defer { closedir(dir) }
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafePointer(to: entry.pointee.d_name) {
-                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-            }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names.sorted()
+        guard let names = FileSystem.entries(path) else { throw .io(step: "opendir", path: path, errno: errno) }
+        return names
     }
 
     static func mkdir(_ path: String, mode: mode_t = 0o755) throws(CartridgesError) {

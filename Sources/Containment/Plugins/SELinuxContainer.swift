@@ -146,24 +146,4 @@ func processes(readEnviron: Bool = false, where predicate: (ProcessInfo) -> Bool
 }
 
 /// `rm -rf` without following links; errors are ignored (the caller checks what is left).
-func removeTree(_ path: String) {
-    var st = stat()
-    guard lstat(path, &st) == 0 else { return }
-    if (st.st_mode & S_IFMT) == S_IFDIR {
-        chmod(path, 0o700)
-        if let dir = opendir(path) {
-            var names: [String] = []
-            while let entry = readdir(dir) {
-                let name = withUnsafePointer(to: entry.pointee.d_name) {
-                    $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-                }
-                if name != "." && name != ".." { names.append(name) }
-            }
-            closedir(dir)
-            for name in names { removeTree(path + "/" + name) }
-        }
-        rmdir(path)
-    } else {
-        unlink(path)
-    }
-}
+func removeTree(_ path: String) { FileSystem.removeTree(path) }

@@ -23,16 +23,9 @@ public struct SandboxContainer: ContainerPlugin {
     /// already recorded under the gear directory.
     public func allocateUID() throws(ContainmentError) -> UInt32 {
         var used = Set<UInt32>()
-        if let dir = opendir(gearBaseDir) {
-            while let entry = readdir(dir) {
-                let name = withUnsafePointer(to: entry.pointee.d_name) {
-                    $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-                }
-                guard !name.hasPrefix("."), let text = try? String(readingFile: "\(gearBaseDir)/\(name)/.env/OPENSHIFT_GEAR_UID"),
-                      let uid = UInt32(text.filter(\.isNumber)) else { continue }
-                used.insert(uid)
-            }
-            closedir(dir)
+        for name in FileSystem.entries(gearBaseDir) ?? [] where !name.hasPrefix(".") {
+            guard let text = try? String(readingFile: "\(gearBaseDir)/\(name)/.env/.uid"), let uid = UInt32(text.filter(\.isNumber)) else { continue }
+            used.insert(uid)
         }
         guard let uid = uidRange.first(where: { !used.contains($0) }) else {
             throw .invalidArgument(field: "uid", value: "\(uidRange)", reason: "no free uid left in GEAR_MIN_UID...GEAR_MAX_UID")
