@@ -37,6 +37,14 @@ public enum UnixAccounts {
         return getgrgid_r(gid, &entry, &buffer, buffer.count, &result) == 0 && result != nil
     }
 
+    public static func groupID(named name: String) -> UInt32? {
+        var entry = group()
+        var result: UnsafeMutablePointer<group>?
+        var buffer = [CChar](repeating: 0, count: 65536)
+        guard getgrnam_r(name, &entry, &buffer, buffer.count, &result) == 0, result != nil else { return nil }
+        return entry.gr_gid
+    }
+
     public static func groupExists(named name: String) -> Bool {
         var entry = group()
         var result: UnsafeMutablePointer<group>?

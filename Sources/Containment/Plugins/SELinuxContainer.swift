@@ -91,7 +91,12 @@ public struct SELinuxContainer: ContainerPlugin {
         var spec = GearExec(uid: gear.uid, gid: gear.gid, command: argv)
         spec.cgroupFiles = try cgroup(gear)?.procsFiles ?? []
         if let label = gear.mcsLabel { spec.context = SELinux.gearProcessContext(label) }
-        if let nproc = limits.integer("limits_nproc") { spec.rlimits.append(("NPROC", UInt64(nproc), UInt64(nproc))) }
+        spec.supplementaryGroups = configuration.list("GEAR_SUPPLEMENTARY_GROUPS").compactMap { UnixAccounts.groupID(named: $0) }
+        // resource_limits.conf's limits_<item> (what the original wrote to PAM limits), as rlimits.
+        for (key, name) in [("limits_nproc", "NPROC"), ("limits_nofile", "NOFILE"), ("limits_core", "CORE"), ("limits_fsize", "FSIZE"),
+                            ("limits_as", "AS"), ("limits_cpu", "CPU"), ("limits_stack", "STACK"), ("limits_memlock", "MEMLOCK")] {
+            if let value = limits.integer(key), value >= 0 { spec.rlimits.append((name, UInt64(value), UInt64(value))) }
+        }
         spec.directory = directory
         return try Spawner.run([gearExec] + spec.arguments, environment: environment, timeoutSeconds: timeoutSeconds)
     }
