@@ -30,6 +30,7 @@ let package = Package(
             name: "Containment",
             dependencies: ["NodeConfig", "CLinux", "CSELinux", "CCap", .product(name: "Logging", package: "swift-log")]
         ),
+        .target(name: "Frontend", dependencies: ["NodeConfig"]),
         .target(
             name: "Gears",
             dependencies: ["Cartridges", "Containment", "NodeConfig", .product(name: "Logging", package: "swift-log")]
@@ -98,6 +99,7 @@ let package = Package(
         ),
         .testTarget(name: "NodeConfigTests", dependencies: ["NodeConfig"]),
         .testTarget(name: "ContainmentTests", dependencies: ["Containment", "NodeConfig", "NodeTestSupport"]),
+        .testTarget(name: "FrontendTests", dependencies: ["Frontend", "NodeConfig", "NodeTestSupport"]),
         .testTarget(name: "GearsTests", dependencies: ["Gears", "Containment", "Cartridges", "NodeConfig", "NodeTestSupport"]),
         .testTarget(
             name: "CartridgesTests",

@@ -1,0 +1,171 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Routes served by Apache's mod_rewrite from text RewriteMaps in `OPENSHIFT_HTTP_CONF_DIR`:
+///
+/// | map | key | value |
+/// | --- | --- | --- |
+/// | `routes.txt` | `<host><path>` | `<destination>|<app uuid>|<gear uuid>` |
+/// | `aliases.txt` | `<alias>` | `<fqdn>` |
+/// | `idler.txt` | `<fqdn>` | `<gear uuid>` |
+/// | `sts.txt` | `<fqdn>` | `<max-age>` |
+///
+/// A change streams the old map into a new file beside it, replacing only that gear's lines
+/// (memory O(the gear's routes)), fsyncs, and renames it over the old one: Apache notices the new
+/// mtime on the next lookup, so no reload is needed, and a crash before the rename leaves the
+/// previous map whole. All writers hold one lock file.
+public struct ApacheFrontend: FrontendPlugin {
+    public let name = "apache"
+    public let directory: String
+    /// Test seam: called with the temp path just before a map is renamed into place.
+    let beforeRename: (@Sendable (String) -> Void)?
+
+    public init(directory: String, beforeRename: (@Sendable (String) -> Void)? = nil) {
+        self.directory = directory
+        self.beforeRename = beforeRename
+    }
+
+    public static let maps = ["routes", "aliases", "idler", "sts"]
+
+    public func apply(_ frontend: GearFrontend?, previous: GearFrontend?, uuid: String) throws(FrontendError) {
+        try prepare()
+        try withLock { () throws(FrontendError) in
+            let hosts = Set([frontend?.fqdn, previous?.fqdn].compactMap { $0 })
+            let routes = (frontend?.connections ?? []).map { "\(frontend!.fqdn)\($0.path) \($0.destination)|\(frontend!.appUUID)|\(uuid)" }
+            if frontend?.connections != previous?.connections || frontend?.fqdn != previous?.fqdn || frontend == nil {
+                try rewrite("routes", newLines: routes) { line in line.hasSuffix("|" + uuid) }
+            }
+            if frontend?.aliases != previous?.aliases || frontend?.fqdn != previous?.fqdn || frontend == nil {
+                let aliasSet = Set((frontend?.aliases ?? []) + (previous?.aliases ?? []))
+                try rewrite("aliases", newLines: (frontend?.aliases ?? []).map { "\($0) \(frontend!.fqdn)" }) { line in
+                    let parts = line.split(separator: " ")
+                    return parts.count == 2 && (hosts.contains(String(parts[1])) || aliasSet.contains(String(parts[0])))
+                }
+            }
+            if frontend?.idle != previous?.idle || frontend?.fqdn != previous?.fqdn || frontend == nil {
+                try rewrite("idler", newLines: frontend?.idle == true ? ["\(frontend!.fqdn) \(uuid)"] : []) { line in
+                    line.split(separator: " ").last.map(String.init) == uuid
+                }
+            }
+            if frontend?.sts != previous?.sts || frontend?.fqdn != previous?.fqdn || frontend == nil {
+                try rewrite("sts", newLines: frontend?.sts.map { ["\(frontend!.fqdn) \($0)"] } ?? []) { line in
+                    line.split(separator: " ").first.map { hosts.contains(String($0)) } ?? false
+                }
+            }
+        }
+    }
+
+    public func served(_ uuid: String) throws(FrontendError) -> GearFrontend? {
+        var result: GearFrontend?
+        for line in lines("routes") where line.hasSuffix("|" + uuid) {
+            let parts = line.split(separator: " ", maxSplits: 1)
+            guard parts.count == 2 else { continue }
+            let value = parts[1].split(separator: "|", omittingEmptySubsequences: false)
+            guard value.count == 3 else { continue }
+            let key = String(parts[0])
+            let slash = key.firstIndex(of: "/") ?? key.endIndex
+            let host = String(key[..<slash])
+            if result == nil { result = GearFrontend(uuid: uuid, appUUID: String(value[1]), fqdn: host) }
+            result!.connections.append(Self.decode(path: String(key[slash...]), destination: String(value[0])))
+        }
+        guard var frontend = result else { return nil }
+        frontend.aliases = lines("aliases").compactMap { line in
+            let parts = line.split(separator: " ")
+            return parts.count == 2 && String(parts[1]) == frontend.fqdn ? String(parts[0]) : nil
+        }
+        frontend.idle = lines("idler").contains { $0.split(separator: " ").last.map(String.init) == uuid }
+        frontend.sts = lines("sts").first { $0.hasPrefix(frontend.fqdn + " ") }.flatMap { Int($0.split(separator: " ").last!) }
+        return frontend
+    }
+
+    static func decode(path: String, destination: String) -> Connection {
+        var options = Connection.Options()
+        var target = destination
+        let keywords: [(String, WritableKeyPath<Connection.Options, Bool>)] = [
+            ("GONE", \.gone), ("FORBIDDEN", \.forbidden), ("NOPROXY", \.noproxy), ("HEALTH", \.health),
+            ("REDIRECT:", \.redirect), ("FILE:", \.file), ("SSL_TO_GEAR:", \.sslToGear), ("TOHTTPS:", \.tohttps),
+        ]
+        for (keyword, flag) in keywords where destination.hasPrefix(keyword) {
+            options[keyPath: flag] = true
+            target = String(destination.dropFirst(keyword.count))
+            break
+        }
+        return Connection(path: path, target: target, options: options)
+    }
+
+    // MARK: Files
+
+    private func prepare() throws(FrontendError) {
+        var current = ""
+        for part in directory.split(separator: "/") {
+            current += "/" + part
+            if mkdir(current, 0o755) != 0 && errno != EEXIST { throw .io(step: "mkdir", path: current, errno: errno) }
+        }
+        for map in Self.maps where access(path(map), F_OK) != 0 {
+            let fd = open(path(map), O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
+            if fd >= 0 { close(fd) }
+        }
+    }
+
+    func path(_ map: String) -> String { directory + "/" + map + ".txt" }
+
+    private func withLock(_ body: () throws(FrontendError) -> Void) throws(FrontendError) {
+        let lockPath = directory + "/.maps.lock"
+        let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw .io(step: "open lock", path: lockPath, errno: errno) }
+        defer { close(fd) }
+        while flock(fd, LOCK_EX) != 0 { if errno != EINTR { throw .io(step: "flock", path: lockPath, errno: errno) } }
+        defer { flock(fd, LOCK_UN) }
+        try body()
+    }
+
+    func lines(_ map: String) -> [String] {
+        guard let file = fopen(path(map), "r") else { return [] }
+        defer { fclose(file) }
+        var result: [String] = []
+        var line: UnsafeMutablePointer<CChar>?
+        var capacity = 0
+        while getline(&line, &capacity, file) > 0, let line {
+            var text = String(cString: line)
+            if text.hasSuffix("\n") { text.removeLast() }
+            if !text.isEmpty { result.append(text) }
+        }
+        free(line)
+        return result
+    }
+
+    /// Streams `map` into a new file without the lines `drop` selects, adds `newLines`, and
+    /// renames the new file over the map.
+    private func rewrite(_ map: String, newLines: [String], drop: (String) -> Bool) throws(FrontendError) {
+        let target = path(map)
+        let temp = directory + "/.\(map).txt.new-\(getpid())"
+        guard let output = fopen(temp, "w") else { throw .io(step: "create", path: temp, errno: errno) }
+        var ok = false
+        defer {
+            if !ok { unlink(temp) }
+        }
+        if let input = fopen(target, "r") {
+            var line: UnsafeMutablePointer<CChar>?
+            var capacity = 0
+            while getline(&line, &capacity, input) > 0, let line {
+                var text = String(cString: line)
+                if text.hasSuffix("\n") { text.removeLast() }
+                if !text.isEmpty && !drop(text) { fputs(text + "\n", output) }
+            }
+            free(line)
+            fclose(input)
+        }
+        for line in newLines { fputs(line + "\n", output) }
+        guard fflush(output) == 0, fsync(fileno(output)) == 0 else {
+            let code = errno
+            fclose(output)
+            throw .io(step: "write", path: temp, errno: code)
+        }
+        fchmod(fileno(output), 0o644)
+        fclose(output)
+        beforeRename?(temp)
+        guard rename(temp, target) == 0 else { throw .io(step: "rename", path: target, errno: errno) }
+        ok = true
+    }
+}

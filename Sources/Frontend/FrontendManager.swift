@@ -1,0 +1,163 @@
+import Foundation
+import NodeConfig
+
+/// The frontend model: each gear's routes as one JSON document (`<state dir>/<uuid>.json`,
+/// written temp-then-rename; a corrupt one is an error, never read as empty), applied to the
+/// configured plugins in order. If a plugin fails, the plugins before it are given the previous
+/// state back and the document is restored, so a call changes all or nothing.
+public final class FrontendManager: Sendable {
+    public let stateDirectory: String
+    public let plugins: [any FrontendPlugin]
+    public let cloudDomain: String
+
+    public init(stateDirectory: String, plugins: [any FrontendPlugin], cloudDomain: String) {
+        self.stateDirectory = stateDirectory
+        self.plugins = plugins
+        self.cloudDomain = cloudDomain
+    }
+
+    // MARK: Operations (the original's names)
+
+    public func create(uuid: String, appUUID: String, gearName: String, namespace: String) throws(FrontendError) {
+        let fqdn = try HostName.clean("\(gearName)-\(namespace).\(cloudDomain)", field: "gear host name")
+        try update(uuid, creating: GearFrontend(uuid: uuid, appUUID: appUUID, fqdn: fqdn)) { _ in }
+    }
+
+    public func destroy(uuid: String) throws(FrontendError) {
+        let previous = try frontend(uuid)
+        try applyChain(nil, previous: previous, uuid: uuid)
+        unlink(documentPath(uuid))
+    }
+
+    public func connect(uuid: String, _ connections: [Connection], allowedIPs: Set<String>? = nil) throws(FrontendError) {
+        for connection in connections { try connection.validate(allowedIPs: allowedIPs) }
+        try update(uuid) { frontend in
+            for connection in connections {
+                frontend.connections.removeAll { $0.path == connection.path }
+                frontend.connections.append(connection)
+            }
+        }
+    }
+
+    public func disconnect(uuid: String, paths: [String]) throws(FrontendError) {
+        try update(uuid) { frontend in frontend.connections.removeAll { paths.contains($0.path) } }
+    }
+
+    public func connections(uuid: String) throws(FrontendError) -> [Connection] { try require(uuid).connections }
+
+    public func addAlias(uuid: String, _ alias: String) throws(FrontendError) {
+        let name = try HostName.clean(alias, field: "alias")
+        if let owner = try allFrontends().first(where: { $0.uuid != uuid && ($0.aliases.contains(name) || $0.fqdn == name) }) {
+            throw .aliasTaken(alias: name, owner: owner.uuid)
+        }
+        try update(uuid) { frontend in if !frontend.aliases.contains(name) { frontend.aliases.append(name) } }
+    }
+
+    public func removeAlias(uuid: String, _ alias: String) throws(FrontendError) {
+        let name = try HostName.clean(alias, field: "alias")
+        try update(uuid) { frontend in frontend.aliases.removeAll { $0 == name } }
+    }
+
+    public func idle(uuid: String) throws(FrontendError) { try update(uuid) { $0.idle = true } }
+    public func unidle(uuid: String) throws(FrontendError) { try update(uuid) { $0.idle = false } }
+    public func isIdle(uuid: String) throws(FrontendError) -> Bool { try require(uuid).idle }
+
+    public func sts(uuid: String, maxAge: Int? = 15_768_000) throws(FrontendError) {
+        if let maxAge, maxAge < 0 { throw .invalidConnection(field: "sts max-age", value: "\(maxAge)", reason: "must not be negative") }
+        try update(uuid) { $0.sts = maxAge }
+    }
+
+    // MARK: State
+
+    func documentPath(_ uuid: String) -> String { stateDirectory + "/" + uuid + ".json" }
+
+    /// The stored document, nil if the gear has no frontend.
+    public func frontend(_ uuid: String) throws(FrontendError) -> GearFrontend? {
+        guard uuid.utf8.allSatisfy({ ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 45 || $0 == 95 }), !uuid.isEmpty else {
+            throw .invalidName(field: "gear uuid", value: uuid, reason: "expected lower-case letters, digits, '-' or '_'")
+        }
+        guard let data = FileManager.default.contents(atPath: documentPath(uuid)) else { return nil }
+        do {
+            return try JSONDecoder().decode(GearFrontend.self, from: data)
+        } catch {
+            throw .corruptState(path: documentPath(uuid), reason: "\(error)")
+        }
+    }
+
+    func require(_ uuid: String) throws(FrontendError) -> GearFrontend {
+        guard let frontend = try frontend(uuid) else { throw .notFound("frontend of gear \(uuid)") }
+        return frontend
+    }
+
+    public func allFrontends() throws(FrontendError) -> [GearFrontend] {
+        var result: [GearFrontend] = []
+        for name in FileSystem.entries(stateDirectory) ?? [] where name.hasSuffix(".json") && !name.hasPrefix(".") {
+            if let frontend = try frontend(String(name.dropLast(5))) { result.append(frontend) }
+        }
+        return result
+    }
+
+    private func update(_ uuid: String, creating initial: GearFrontend? = nil, _ change: (inout GearFrontend) -> Void) throws(FrontendError) {
+        try prepare()
+        try withLock(uuid) { () throws(FrontendError) in
+            let previous = try frontend(uuid)
+            guard var next = previous ?? initial else { throw .notFound("frontend of gear \(uuid)") }
+            change(&next)
+            if next == previous { return }
+            try write(next)
+            do throws(FrontendError) {
+                try applyChain(next, previous: previous, uuid: uuid)
+            } catch {
+                if let previous { try? write(previous) } else { unlink(documentPath(uuid)) }
+                throw error
+            }
+        }
+    }
+
+    /// Applies to each plugin in order; on a failure, earlier plugins get `previous` back.
+    private func applyChain(_ next: GearFrontend?, previous: GearFrontend?, uuid: String) throws(FrontendError) {
+        var done: [any FrontendPlugin] = []
+        for plugin in plugins {
+            do throws(FrontendError) {
+                try plugin.apply(next, previous: previous, uuid: uuid)
+                done.append(plugin)
+            } catch {
+                for earlier in done.reversed() { try? earlier.apply(previous, previous: next, uuid: uuid) }
+                throw error
+            }
+        }
+    }
+
+    private func write(_ frontend: GearFrontend) throws(FrontendError) {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+        guard let data = try? encoder.encode(frontend) else { throw .corruptState(path: documentPath(frontend.uuid), reason: "cannot encode") }
+        let path = documentPath(frontend.uuid)
+        let temp = stateDirectory + "/.\(frontend.uuid).json.tmp-\(getpid())"
+        guard FileManager.default.createFile(atPath: temp, contents: data) else { throw .io(step: "create", path: temp, errno: errno) }
+        let fd = open(temp, O_RDONLY)
+        if fd >= 0 {
+            fsync(fd)
+            close(fd)
+        }
+        guard rename(temp, path) == 0 else { throw .io(step: "rename", path: path, errno: errno) }
+    }
+
+    private func prepare() throws(FrontendError) {
+        var current = ""
+        for part in stateDirectory.split(separator: "/") {
+            current += "/" + part
+            if mkdir(current, 0o755) != 0 && errno != EEXIST { throw .io(step: "mkdir", path: current, errno: errno) }
+        }
+    }
+
+    private func withLock(_ uuid: String, _ body: () throws(FrontendError) -> Void) throws(FrontendError) {
+        let path = stateDirectory + "/.lock." + uuid
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw .io(step: "open lock", path: path, errno: errno) }
+        defer { close(fd) }
+        while flock(fd, LOCK_EX) != 0 { if errno != EINTR { throw .io(step: "flock", path: path, errno: errno) } }
+        defer { flock(fd, LOCK_UN) }
+        try body()
+    }
+}
