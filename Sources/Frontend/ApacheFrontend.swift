@@ -163,6 +163,22 @@ public struct ApacheFrontend: FrontendPlugin {
             throw .io(step: "write", path: temp, errno: code)
         }
         fchmod(fileno(output), 0o644)
+        // mod_rewrite notices a new map by its mtime, and the kernel's file timestamps are as
+        // coarse as its clock tick: two changes a millisecond apart could look identical. Make
+        // the new map's mtime strictly later than the one it replaces.
+        var old = stat()
+        var new = stat()
+        if stat(target, &old) == 0, fstat(fileno(output), &new) == 0,
+           (new.st_mtim.tv_sec, new.st_mtim.tv_nsec) <= (old.st_mtim.tv_sec, old.st_mtim.tv_nsec) {
+            var later = old.st_mtim
+            later.tv_nsec += 1_000_000
+            if later.tv_nsec >= 1_000_000_000 {
+                later.tv_sec += 1
+                later.tv_nsec -= 1_000_000_000
+            }
+            var times = [later, later]
+            futimens(fileno(output), &times)
+        }
         fclose(output)
         beforeRename?(temp)
         guard rename(temp, target) == 0 else { throw .io(step: "rename", path: target, errno: errno) }

@@ -10,7 +10,7 @@ public enum HTTPProbe {
     }
 
     /// GET `path` from `host`:`port` (an IPv4 address, 127.0.0.1 by default); nil if nothing answers.
-    public static func get(port: UInt16, host: String = "127.0.0.1", path: String = "/") -> Response? {
+    public static func get(port: UInt16, host: String = "127.0.0.1", path: String = "/", headers: [String] = []) -> Response? {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
@@ -22,7 +22,8 @@ public enum HTTPProbe {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         guard connected == 0 else { return nil }
-        let request = Array("GET \(path) HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".utf8)
+        let hostHeader = headers.contains { $0.lowercased().hasPrefix("host:") } ? [] : ["Host: \(host)"]
+        let request = Array(("GET \(path) HTTP/1.0\r\n" + (hostHeader + headers).map { $0 + "\r\n" }.joined() + "\r\n").utf8)
         guard send(fd, request, request.count, 0) == request.count else { return nil }
         var bytes: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)

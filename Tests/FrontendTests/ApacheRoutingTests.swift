@@ -1,0 +1,104 @@
+import Foundation
+import Frontend
+import NodeTestSupport
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Routing through a real Apache started by the test on a loopback port, with the generated
+/// configuration, while the maps change underneath it.
+@Suite("routing through Apache", .serialized, .enabled(if: access("/usr/sbin/apache2", X_OK) == 0 || Prerequisites.inCI))
+struct ApacheRoutingTests {
+    /// Two backends (python http.server) and an Apache in front of them.
+    final class Lab {
+        let dir: String
+        let port: UInt16
+        var backends: [pid_t] = []
+        let manager: FrontendManager
+
+        init() throws {
+            dir = TestFiles.temporaryDirectory("apache-lab")
+            chmod(dir, 0o755)
+            port = HTTPProbe.freePort()
+            manager = FrontendManager(stateDirectory: dir + "/state", plugins: [ApacheFrontend(directory: dir + "/maps")],
+                                      cloudDomain: "example.com")
+            for (name, ip) in [("one", "127.0.0.2"), ("two", "127.0.0.3")] {
+                try TestFiles.write(dir + "/\(name)/index.html", "backend \(name)\n")
+                try TestFiles.write(dir + "/\(name)/deep/index.html", "backend \(name) deep\n")
+                backends.append(try ProcessRunner.spawn(
+                    ["/usr/bin/python3", "-m", "http.server", "8080", "--bind", ip, "--directory", dir + "/" + name],
+                    stdout: dir + "/\(name).log", stderr: dir + "/\(name).err"))
+            }
+            try manager.create(uuid: "g1", appUUID: "a1", gearName: "one", namespace: "ns")
+            try manager.create(uuid: "g2", appUUID: "a2", gearName: "two", namespace: "ns")
+            try manager.connect(uuid: "g1", [Connection(path: "", target: "127.0.0.2:8080")])
+            let config = ApacheConfiguration.standalone(serverRoot: dir, listen: "127.0.0.1", port: Int(port), mapDirectory: dir + "/maps",
+                                                        user: geteuid() == 0 ? "www-data" : nil)
+            try TestFiles.write(dir + "/httpd.conf", config)
+            let check = try ProcessRunner.run(["/usr/sbin/apache2", "-f", dir + "/httpd.conf", "-t"])
+            #expect(check.status == 0, "\(check.stderr)")
+            let start = try ProcessRunner.run(["/usr/sbin/apache2", "-f", dir + "/httpd.conf", "-k", "start"])
+            #expect(start.status == 0, "\(start.stderr)")
+        }
+
+        var apachePID: String? { TestFiles.read(dir + "/httpd.pid") }
+
+        func get(_ host: String, _ path: String = "/", headers: [String] = []) -> HTTPProbe.Response? {
+            HTTPProbe.get(port: port, path: path, headers: ["Host: \(host)"] + headers)
+        }
+
+        deinit {
+            _ = try? ProcessRunner.run(["/usr/sbin/apache2", "-f", dir + "/httpd.conf", "-k", "stop"])
+            for pid in backends {
+                kill(pid, SIGKILL)
+                _ = ProcessRunner.wait(pid)
+            }
+            TestFiles.remove(dir)
+        }
+    }
+
+    @Test("host names, aliases, paths and disconnects take effect on the next request, with no reload", .timeLimit(.minutes(1)))
+    func routing() async throws {
+        try #require(access("/usr/sbin/apache2", X_OK) == 0, "apache2 is not installed (.ci/setup installs it)")
+        let lab = try Lab()
+        #expect(await eventually(within: 10) { lab.get("one-ns.example.com")?.body == "backend one\n" })
+        let pid = try #require(lab.apachePID)
+        #expect(lab.get("ONE-NS.Example.com:8080")?.body == "backend one\n", "Host is case-insensitive, port ignored")
+
+        // An alias reaches the same gear.
+        try lab.manager.addAlias(uuid: "g1", "www.one.org")
+        #expect(lab.get("www.one.org")?.body == "backend one\n")
+
+        // Two gears on different paths of one host: the most specific path wins.
+        try lab.manager.connect(uuid: "g2", [Connection(path: "", target: "127.0.0.3:8080")])
+        try lab.manager.connect(uuid: "g1", [Connection(path: "/deep", target: "127.0.0.3:8080/deep")])
+        #expect(lab.get("one-ns.example.com", "/deep/")?.body == "backend two deep\n")
+        #expect(lab.get("one-ns.example.com", "/")?.body == "backend one\n")
+        #expect(lab.get("two-ns.example.com")?.body == "backend two\n")
+
+        // A forged routing header does not reach another gear.
+        let forged = lab.get("nobody.example.com", headers: ["X-OpenShift-Host: one-ns.example.com"])
+        #expect(forged?.status == 404)
+
+        // Unknown host: a plain 404 page, not a redirect.
+        let unknown = lab.get("unknown.example.com")
+        #expect(unknown?.status == 404 && unknown?.body.contains("No application is configured") == true)
+
+        // Disconnect: the 404 page on the next request.
+        try lab.manager.disconnect(uuid: "g1", paths: ["", "/deep"])
+        #expect(lab.get("one-ns.example.com")?.status == 404)
+        #expect(lab.get("www.one.org")?.status == 404)
+
+        // Idle: 503 until unidled.
+        try lab.manager.idle(uuid: "g2")
+        #expect(lab.get("two-ns.example.com")?.status == 503)
+        try lab.manager.unidle(uuid: "g2")
+        #expect(lab.get("two-ns.example.com")?.body == "backend two\n")
+
+        #expect(lab.apachePID == pid, "Apache was neither restarted nor reloaded")
+        let errors = TestFiles.read(lab.dir + "/error.log") ?? ""
+        #expect(errors.components(separatedBy: "resuming normal operations").count == 2, "started once, never reloaded: \(errors)")
+    }
+}
