@@ -33,7 +33,7 @@ let package = Package(
         .target(name: "Frontend", dependencies: ["NodeConfig"]),
         .target(
             name: "Gears",
-            dependencies: ["Cartridges", "Containment", "NodeConfig", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["Cartridges", "Containment", "Frontend", "NodeConfig", .product(name: "Logging", package: "swift-log")]
         ),
         // Deliberately small and single-threaded: it changes identity, then execs the gear's command.
         .executableTarget(name: "oo-gear-exec", dependencies: ["Containment"]),
@@ -58,7 +58,7 @@ let package = Package(
         .target(
             name: "NodeCLI",
             dependencies: [
-                "NodeConfig", "Cartridges", "Containment", "Gears",
+                "NodeConfig", "Cartridges", "Containment", "Gears", "Frontend",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -67,7 +67,7 @@ let package = Package(
         .executableTarget(
             name: "openshift-node",
             dependencies: [
-                "NodeCLI", "NodeDaemon", "Cartridges", "NodeConfig",
+                "NodeCLI", "NodeDaemon", "Cartridges", "NodeConfig", "Frontend",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -83,7 +83,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "oo-devel-node",
-            dependencies: ["NodeCLI", "Gears", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["NodeCLI", "Gears", "Frontend", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(
             name: "oo-admin-ctl-gears",
@@ -100,7 +100,7 @@ let package = Package(
         .testTarget(name: "NodeConfigTests", dependencies: ["NodeConfig"]),
         .testTarget(name: "ContainmentTests", dependencies: ["Containment", "NodeConfig", "NodeTestSupport"]),
         .testTarget(name: "FrontendTests", dependencies: ["Frontend", "NodeConfig", "NodeTestSupport"]),
-        .testTarget(name: "GearsTests", dependencies: ["Gears", "Containment", "Cartridges", "NodeConfig", "NodeTestSupport"]),
+        .testTarget(name: "GearsTests", dependencies: ["Gears", "Frontend", "Containment", "Cartridges", "NodeConfig", "NodeTestSupport"]),
         .testTarget(
             name: "CartridgesTests",
             dependencies: ["Cartridges", "NodeConfig", "NodeTestSupport"],

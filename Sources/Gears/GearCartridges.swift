@@ -1,5 +1,6 @@
 import Cartridges
 import Containment
+import Frontend
 import NodeConfig
 
 #if canImport(Glibc)
@@ -139,6 +140,7 @@ extension GearManager {
                     throw GearsError.invalidArgument(field: "cartridge", value: manifest.name,
                                                      reason: "it created the following directories in the gear home directory: \(added.sorted().joined(separator: ", "))")
                 }
+                output += try connectFrontend(gear, manifest)
                 logger.info("configured cartridge", metadata: ["gear.uuid": "\(uuid)", "cartridge": "\(manifest.ident)"])
                 return HookOutput(output: output, status: 0)
             } catch {
@@ -220,6 +222,38 @@ extension GearManager {
         try ownTree(repo, gear, writable: true)
     }
 
+    /// Connects the cartridge's endpoint mappings (target = its private IP and port plus the
+    /// mapping's backend path). The root mapping belongs to the primary cartridge only.
+    func connectFrontend(_ gear: Gear, _ manifest: Manifest) throws(GearsError) -> String {
+        guard let frontend else { return "" }
+        let env = EnvDirectory(gear.home + "/.env").read()
+        let primary = env["OPENSHIFT_PRIMARY_CARTRIDGE_DIR"] == gear.home + "/" + manifest.gearDirectory + "/"
+        var connections: [Connection] = []
+        for endpoint in manifest.endpoints {
+            guard let ipName = endpoint.privateIPName, let ip = env[ipName] else { continue }
+            if !endpoint.protocols.contains(where: { $0 == "http" || $0 == "https" || $0 == "ws" }) { continue }
+            for mapping in endpoint.mappings where !(mapping.frontend.isEmpty && !primary) {
+                var options = Connection.Options()
+                let flags = mapping.options
+                options.websocket = flags?["websocket"]?.boolean ?? false
+                options.gone = flags?["gone"]?.boolean ?? false
+                options.forbidden = flags?["forbidden"]?.boolean ?? false
+                options.noproxy = flags?["noproxy"]?.boolean ?? false
+                options.health = flags?["health"]?.boolean ?? false
+                options.sslToGear = (flags?["ssl_to_gear"]?.boolean ?? false) || (endpoint.protocols.contains("https") && !endpoint.protocols.contains("http"))
+                options.protocols = endpoint.protocols
+                connections.append(Connection(path: mapping.frontend, target: "\(ip):\(endpoint.privatePort)\(mapping.backend)", options: options))
+            }
+        }
+        guard !connections.isEmpty else { return "" }
+        let allowed = Set((1...127).compactMap { GearAddress.ip(uid: gear.identity.uid, host: $0,
+                                                                 wraparoundUID: configuration.integer("WRAPAROUND_UID"),
+                                                                 wraparoundOffset: configuration.integer("IP_ADDRESS_WRAPAROUND_OFFSET")) })
+        try routing { () throws(FrontendError) in try frontend.connect(uuid: gear.uuid, connections, allowedIPs: allowed) }
+        let fqdn = (try? frontend.frontend(gear.uuid))??.fqdn ?? ""
+        return connections.filter { $0.path.isEmpty }.map { _ in "CLIENT_RESULT: routed http://\(fqdn)/\n" }.joined()
+    }
+
     // MARK: Post-configure
 
     /// Runs `bin/post_install --version <v>` of a configured cartridge (the broker's
@@ -276,6 +310,10 @@ extension GearManager {
                     env.remove(variable)
                 }
             }
+            if let manifest = cartridge.manifest, let frontend {
+                let paths = manifest.endpoints.flatMap { $0.mappings.map(\.frontend) }
+                if !paths.isEmpty { try routing { () throws(FrontendError) in try frontend.disconnect(uuid: uuid, paths: paths) } }
+            }
             if primaryCartridge(of: gear) == cartridge.name { env.remove("OPENSHIFT_PRIMARY_CARTRIDGE_DIR") }
             removeTreeQuietly(cartridge.directory)
             return HookOutput(output: output, status: status)
@@ -315,6 +353,9 @@ extension GearManager {
             switch action {
             case .start, .restart:
                 if userInitiated { unlink(gear.home + "/" + stopLockName) }
+                if status == 0, let frontend, (try? frontend.isIdle(uuid: uuid)) == true {
+                    try routing { () throws(FrontendError) in try frontend.unidle(uuid: uuid) }
+                }
                 if status == 0 { try setState(gear, .started) }
             case .stop:
                 if userInitiated {
@@ -328,6 +369,20 @@ extension GearManager {
             if status != 0 { throw .hookFailed(gear: uuid, hook: "control \(action.rawValue)", status: status, output: output) }
             return HookOutput(output: output, status: status)
         }
+    }
+
+    // MARK: Idle
+
+    /// Stops the gear (with a stop lock, so boot-time starts skip it) and marks its routes idle.
+    public func idle(_ uuid: String) throws(GearsError) {
+        _ = try control(uuid, .stop)
+        try routing { () throws(FrontendError) in try frontend?.idle(uuid: uuid) }
+        try withLock("gear." + uuid) { () throws(GearsError) in try setState(try self.gear(uuid), .idle) }
+    }
+
+    /// Starts an idle gear as its user would; starting also clears the idle mark.
+    public func unidle(_ uuid: String) throws(GearsError) -> HookOutput {
+        try control(uuid, .start)
     }
 
     // MARK: Running hooks

@@ -1,5 +1,6 @@
 import Cartridges
 import Containment
+import Frontend
 import Logging
 import NodeConfig
 
@@ -20,10 +21,13 @@ public final class GearManager: Sendable {
     public let plugin: any ContainerPlugin
     public let repository: CartridgeRepository
     public let hookTimeoutSeconds: Double
+    /// The gears' web routes; nil when the node runs without a frontend.
+    public let frontend: FrontendManager?
     let logger: Logger
 
     public init(configuration: NodeConfiguration, gearBaseDir: String, plugin: any ContainerPlugin, repository: CartridgeRepository,
-                hookTimeoutSeconds: Double = 120, logger: Logger = Logger(label: "openshift.gears")) {
+                frontend: FrontendManager? = nil, hookTimeoutSeconds: Double = 120, logger: Logger = Logger(label: "openshift.gears")) {
+        self.frontend = frontend
         self.configuration = configuration
         self.gearBaseDir = gearBaseDir
         self.plugin = plugin
@@ -67,8 +71,12 @@ public final class GearManager: Sendable {
                             namespace: request.namespace)
             do throws(GearsError) {
                 try initializeHome(gear)
+                try routing { () throws(FrontendError) in
+                    try frontend?.create(uuid: gear.uuid, appUUID: gear.appUUID, gearName: gear.gearName, namespace: gear.namespace)
+                }
                 try fail("gear.create.end", gear)
             } catch {
+                try? frontend?.destroy(uuid: identity.uuid)
                 try? plugin.destroy(identity)
                 throw error
             }
@@ -209,6 +217,7 @@ public final class GearManager: Sendable {
                     }
                 }
             }
+            try routing { () throws(FrontendError) in try frontend?.destroy(uuid: uuid) }
             try containing { () throws(ContainmentError) in try plugin.destroy(gear.identity) }
             logger.info("destroyed gear", metadata: ["gear.uuid": "\(uuid)"])
             return output

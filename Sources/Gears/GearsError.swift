@@ -1,5 +1,6 @@
 import Cartridges
 import Containment
+import Frontend
 import NodeConfig
 
 /// What can go wrong with a gear operation. Each names the gear and what failed.
@@ -12,6 +13,7 @@ public enum GearsError: NodeError {
     /// A hook exited non-zero (or timed out); its output is kept for the reply.
     case hookFailed(gear: String, hook: String, status: Int32, output: String)
     case containment(ContainmentError)
+    case frontend(FrontendError)
     case cartridges(CartridgesError)
     case io(step: String, path: String, errno: Int32)
 
@@ -22,6 +24,7 @@ public enum GearsError: NodeError {
         case .gearExists, .cartridgeAlreadyConfigured: return .alreadyExists
         case .hookFailed: return .failedPrecondition
         case .containment(let error): return error.kind
+        case .frontend(let error): return error.kind
         case .cartridges(let error): return error.kind
         case .io: return .internal
         }
@@ -38,6 +41,7 @@ public enum GearsError: NodeError {
             let tail = output.split(separator: "\n").suffix(5).joined(separator: " | ")
             return "\(hook) failed in gear \(gear) (exit \(status))" + (tail.isEmpty ? "" : ": \(tail)")
         case .containment(let error): return error.description
+        case .frontend(let error): return error.description
         case .cartridges(let error): return error.description
         case let .io(step, path, code): return "\(step) \(path) failed: \(String(cString: strerror(code)))"
         }
@@ -56,4 +60,9 @@ func containing<T>(_ body: () throws(ContainmentError) -> T) throws(GearsError) 
 /// Runs a repository step, reporting its error as a gear error.
 func cartridging<T>(_ body: () throws(CartridgesError) -> T) throws(GearsError) -> T {
     do { return try body() } catch { throw .cartridges(error) }
+}
+
+/// Runs a frontend step, reporting its error as a gear error.
+func routing<T>(_ body: () throws(FrontendError) -> T) throws(GearsError) -> T {
+    do { return try body() } catch { throw .frontend(error) }
 }

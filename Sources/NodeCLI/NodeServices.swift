@@ -1,5 +1,6 @@
 import Cartridges
 import Containment
+import Frontend
 import Gears
 import NodeConfig
 
@@ -14,6 +15,12 @@ public struct NodeServices {
     public let repository: CartridgeRepository
     public let plugin: any ContainerPlugin
     public let gears: GearManager
+    public let frontend: FrontendManager?
+
+    /// The frontend plugins this node knows, by `OPENSHIFT_FRONTEND_HTTP_PLUGINS` name.
+    static let frontendPlugins: [String: @Sendable (PathLayout) -> any FrontendPlugin] = [
+        "apache": { layout in ApacheFrontend(directory: layout.path("OPENSHIFT_HTTP_CONF_DIR")) },
+    ]
 
     /// The container plugins this node knows, by `CONTAINERIZATION_PLUGIN` name.
     static let plugins: [String: @Sendable (PathLayout) throws -> any ContainerPlugin] = [
@@ -45,7 +52,17 @@ public struct NodeServices {
                                  exitCode: 2)
         }
         plugin = try factory(layout)
-        gears = GearManager(configuration: layout.configuration, gearBaseDir: layout.gearBaseDir, plugin: plugin, repository: repository)
+        var chain: [any FrontendPlugin] = []
+        for name in layout.configuration.list("OPENSHIFT_FRONTEND_HTTP_PLUGINS") {
+            guard let make = Self.frontendPlugins[name] else {
+                throw CommandFailure("unknown frontend plugin '\(name)' in OPENSHIFT_FRONTEND_HTTP_PLUGINS: expected \(Self.frontendPlugins.keys.sorted().joined(separator: ", "))", exitCode: 2)
+            }
+            chain.append(make(layout))
+        }
+        frontend = chain.isEmpty ? nil : FrontendManager(stateDirectory: layout.gearBaseDir + "/.frontend", plugins: chain,
+                                                         cloudDomain: layout.configuration.string("CLOUD_DOMAIN"))
+        gears = GearManager(configuration: layout.configuration, gearBaseDir: layout.gearBaseDir, plugin: plugin, repository: repository,
+                            frontend: frontend)
     }
 }
 

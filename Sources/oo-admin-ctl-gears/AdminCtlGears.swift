@@ -7,7 +7,7 @@ import NodeCLI
 @main
 struct AdminCtlGears: ParsableCommand {
     enum Command: String, ExpressibleByArgument, CaseIterable {
-        case list, status, start, stop, restart
+        case list, status, start, stop, restart, idle, unidle
     }
 
     static let configuration = CommandConfiguration(
@@ -19,7 +19,7 @@ struct AdminCtlGears: ParsableCommand {
             Each gear prints [ OK ] or [ FAILED ]; any failure exits 254.
             """)
 
-    @Argument(help: "list, status, start, stop or restart.") var command: Command
+    @Argument(help: "list, status, start, stop, restart, idle or unidle.") var command: Command
     @Argument(help: "Gear uuids (default: all gears).") var uuids: [String] = []
     @Flag(help: "Machine-readable output.") var json = false
     @OptionGroup var node: NodeOptions
@@ -50,6 +50,19 @@ struct AdminCtlGears: ParsableCommand {
                             + "selinux=\(status.selinux) mcs=\(status.mcsLabel ?? "-") cartridges=\(status.cartridges.joined(separator: ","))")
                     }
                 }
+            case .idle, .unidle:
+                guard explicit else { throw CommandFailure("\(command.rawValue) needs the gears' uuids", exitCode: 2) }
+                var failed = false
+                for gear in gears {
+                    do {
+                        if command == .idle { try manager.idle(gear.uuid) } else { _ = try manager.unidle(gear.uuid) }
+                        printLine("[ OK ] \(command.rawValue) \(gear.uuid)")
+                    } catch {
+                        failed = true
+                        printLine("[ FAILED ] \(command.rawValue) \(gear.uuid): \(error)")
+                    }
+                }
+                if failed { throw ExitCode(254) }
             case .start, .stop, .restart:
                 let action = GearManager.ControlAction(rawValue: command.rawValue)!
                 var failed = false

@@ -1,4 +1,6 @@
 import ArgumentParser
+import Foundation
+import Frontend
 import Gears
 import NodeCLI
 
@@ -16,7 +18,9 @@ struct DevelNode: ParsableCommand {
               oo-devel-node app-destroy --with-container-uuid g1 --root /tmp/node
             """,
         subcommands: [AppCreate.self, AppDestroy.self, Configure.self, PostConfigure.self, Deconfigure.self,
-                      StartCommand.self, StopCommand.self, RestartCommand.self, StatusCommand.self, TidyCommand.self])
+                      StartCommand.self, StopCommand.self, RestartCommand.self, StatusCommand.self, TidyCommand.self,
+                      FrontendConnect.self, FrontendDisconnect.self, FrontendConnections.self, AddAlias.self, RemoveAlias.self,
+                      FrontendIdle.self, FrontendUnidle.self, FrontendCheckIdle.self])
 }
 
 struct GearOptions: ParsableArguments {
@@ -138,5 +142,135 @@ struct ControlArguments: ParsableArguments {
 
     func run(_ action: GearManager.ControlAction) throws {
         try perform(gear) { manager in try manager.control(gear.uuid, action).output }
+    }
+}
+
+// MARK: Frontend sub-actions
+
+/// Runs a frontend action for the gear; the node must have a frontend configured.
+func withFrontend(_ options: GearOptions, _ body: (FrontendManager, Gear) throws -> String) throws {
+    try runReportingFailures {
+        let services = try NodeServices(layout: try options.node.layout())
+        guard let frontend = services.frontend else {
+            throw CommandFailure("no frontend is configured (OPENSHIFT_FRONTEND_HTTP_PLUGINS is empty)", exitCode: 5)
+        }
+        do {
+            let gear = try services.gears.gear(options.uuid)
+            let output = try body(frontend, gear)
+            if !output.isEmpty { printLine(output) }
+        } catch let failure as CommandFailure {
+            throw failure
+        } catch {
+            throw CommandFailure(error)
+        }
+    }
+}
+
+struct FrontendConnect: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "frontend-connect", abstract: "Route a path of the gear's host name to a target.")
+    @OptionGroup var gear: GearOptions
+    @Option(help: "\"\" for the root, or /segment...") var path = ""
+    @Option(help: "ip:port[/path] in the gear's own range (or a path/URL with --option redirect|file).") var target: String
+    @Option(name: .customLong("option"), help: "websocket, gone, forbidden, noproxy, health, redirect, file, tohttps, ssl_to_gear") var options: [String] = []
+
+    func run() throws {
+        try withFrontend(gear) { frontend, gear in
+            var flags = Connection.Options()
+            for option in options {
+                switch option {
+                case "websocket": flags.websocket = true
+                case "gone": flags.gone = true
+                case "forbidden": flags.forbidden = true
+                case "noproxy": flags.noproxy = true
+                case "health": flags.health = true
+                case "redirect": flags.redirect = true
+                case "file": flags.file = true
+                case "tohttps": flags.tohttps = true
+                case "ssl_to_gear": flags.sslToGear = true
+                default: throw CommandFailure("unknown option '\(option)'", exitCode: 2)
+                }
+            }
+            let allowed = Set((1...127).compactMap { GearAddress.ip(uid: gear.identity.uid, host: $0) })
+            try frontend.connect(uuid: gear.uuid, [Connection(path: path, target: target, options: flags)], allowedIPs: allowed)
+            return ""
+        }
+    }
+}
+
+struct FrontendDisconnect: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "frontend-disconnect", abstract: "Remove routes of the gear by path.")
+    @OptionGroup var gear: GearOptions
+    @Option(help: "A path to disconnect (repeat for several; \"\" is the root).") var path: [String] = [""]
+
+    func run() throws {
+        try withFrontend(gear) { frontend, gear in
+            try frontend.disconnect(uuid: gear.uuid, paths: path)
+            return ""
+        }
+    }
+}
+
+struct FrontendConnections: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "frontend-connections", abstract: "Print the gear's routes as JSON.")
+    @OptionGroup var gear: GearOptions
+
+    func run() throws {
+        try withFrontend(gear) { frontend, gear in Listing.json(try frontend.frontend(gear.uuid)) }
+    }
+}
+
+struct AddAlias: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "add-alias", abstract: "Serve the gear under another host name too.")
+    @OptionGroup var gear: GearOptions
+    @Option(name: .customLong("with-alias-name")) var alias: String
+
+    func run() throws {
+        try withFrontend(gear) { frontend, gear in
+            try frontend.addAlias(uuid: gear.uuid, alias)
+            return ""
+        }
+    }
+}
+
+struct RemoveAlias: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "remove-alias", abstract: "Stop serving the gear under an alias.")
+    @OptionGroup var gear: GearOptions
+    @Option(name: .customLong("with-alias-name")) var alias: String
+
+    func run() throws {
+        try withFrontend(gear) { frontend, gear in
+            try frontend.removeAlias(uuid: gear.uuid, alias)
+            return ""
+        }
+    }
+}
+
+struct FrontendIdle: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "frontend-idle", abstract: "Stop the gear and mark its routes idle.")
+    @OptionGroup var gear: GearOptions
+
+    func run() throws {
+        try perform(gear) { manager in
+            try manager.idle(gear.uuid)
+            return ""
+        }
+    }
+}
+
+struct FrontendUnidle: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "frontend-unidle", abstract: "Start an idle gear and route to it again.")
+    @OptionGroup var gear: GearOptions
+
+    func run() throws {
+        try perform(gear) { manager in try manager.unidle(gear.uuid).output }
+    }
+}
+
+struct FrontendCheckIdle: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "frontend-check-idle", abstract: "Print true when the gear is idle.")
+    @OptionGroup var gear: GearOptions
+
+    func run() throws {
+        try withFrontend(gear) { frontend, gear in "\(try frontend.isIdle(uuid: gear.uuid))" }
     }
 }

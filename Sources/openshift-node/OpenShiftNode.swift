@@ -1,5 +1,6 @@
 import ArgumentParser
 import Cartridges
+import Frontend
 import Logging
 import NodeCLI
 import NodeConfig
@@ -16,7 +17,7 @@ struct OpenShiftNode: AsyncParsableCommand {
             on SIGHUP, and by itself when the directory changes, and runs until SIGTERM or SIGINT.
             Sandbox mode (no root needed): openshift-node run --root /tmp/node --cartridge-base-path ./cartridges
             """,
-        subcommands: [Run.self, Rescan.self, ConfigSample.self],
+        subcommands: [Run.self, Rescan.self, ConfigSample.self, ApacheConfig.self],
         defaultSubcommand: Run.self
     )
 }
@@ -97,3 +98,32 @@ struct ConfigSample: ParsableCommand {
         print(NodeConfiguration.sampleText(), terminator: "")
     }
 }
+
+struct ApacheConfig: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "apache-config",
+        abstract: "Print the Apache rules that route gears from the maps in OPENSHIFT_HTTP_CONF_DIR.",
+        discussion: "Include the output in a VirtualHost of the system Apache (needs mod_rewrite, mod_proxy_http, mod_headers). "
+            + "With --standalone PORT, print a whole configuration for a private Apache on 127.0.0.1:PORT.")
+
+    @OptionGroup var node: NodeOptions
+    @Option(help: "Print a complete configuration for a private Apache on this loopback port.") var standalone: Int?
+
+    func run() throws {
+        try runReportingFailures {
+            let layout = try node.layout()
+            let maps = layout.path("OPENSHIFT_HTTP_CONF_DIR")
+            if let port = standalone {
+                let root = layout.resolve("/var/lib/openshift/.httpd")
+                print(ApacheConfiguration.standalone(serverRoot: root, listen: "127.0.0.1", port: port, mapDirectory: maps,
+                                                     user: getuid() == 0 ? "www-data" : nil), terminator: "")
+            } else {
+                print(ApacheConfiguration.router(mapDirectory: maps), terminator: "")
+            }
+        }
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif

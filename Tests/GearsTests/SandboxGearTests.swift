@@ -1,4 +1,5 @@
 import Containment
+import Frontend
 import Gears
 import NodeTestSupport
 import Testing
@@ -103,6 +104,45 @@ struct SandboxGearTests {
         #expect(throws: Templates.Problem.self) { try Templates.render("<%= `id` %>", environment: [:]) }
         #expect(throws: Templates.Problem.self) { try Templates.render("<% system('x') %>", environment: [:]) }
         #expect(throws: Templates.Problem.self) { try Templates.render("<%= ENV['A'] ", environment: [:]) }
+    }
+
+    @Test("routes follow the gear: created, connected by configure, idled, disconnected, destroyed", .timeLimit(.minutes(1)))
+    func routes() async throws {
+        let node = try GearNode("sandbox")
+        defer { node.destroy() }
+        let gear = try node.manager.create(GearCreateRequest(uuid: uniqueUUID(), appName: "shop", gearName: "shop", namespace: "acme"))
+        #expect(try node.routes.served(gear.uuid)?.fqdn == "shop-acme.example.com")
+        let configured = try node.manager.configure(gear.uuid, cartridge: "python")
+        #expect(configured.output.contains("CLIENT_RESULT: routed http://shop-acme.example.com/"))
+        let ip = try #require(node.env(gear)["OPENSHIFT_PYTHON_IP"])
+        let served = try #require(try node.routes.served(gear.uuid))
+        #expect(served.connections.contains(Connection(path: "", target: "\(ip):8080", options: {
+            var options = Connection.Options()
+            options.websocket = true
+            options.protocols = ["http", "ws"]
+            return options
+        }())))
+        #expect(served.connections.contains { $0.path == "/health" && $0.options.health })
+        // A second cartridge does not take the root route.
+        _ = try node.manager.configure(gear.uuid, cartridge: "mock")
+        #expect(try node.routes.served(gear.uuid)?.connections.first { $0.path == "" }?.target == "\(ip):8080")
+        #expect(try node.routes.served(gear.uuid)?.connections.contains { $0.path == "/front1a" } == true)
+
+        _ = try node.manager.control(gear.uuid, .start)
+        #expect(await eventually(within: 10) { http(ip, 8080) != nil })
+        try node.manager.idle(gear.uuid)
+        #expect(try node.routes.served(gear.uuid)?.idle == true)
+        #expect(node.manager.state(gear) == .idle)
+        #expect(await eventually(within: 10) { http(ip, 8080) == nil })
+        _ = try node.manager.unidle(gear.uuid)
+        #expect(try node.routes.served(gear.uuid)?.idle == false)
+        #expect(await eventually(within: 10) { http(ip, 8080) != nil })
+
+        _ = try node.manager.deconfigure(gear.uuid, cartridge: "mock")
+        #expect(try node.routes.served(gear.uuid)?.connections.contains { $0.path == "/front1a" } == false)
+        _ = try node.manager.destroy(gear.uuid)
+        #expect(try node.routes.served(gear.uuid) == nil)
+        #expect(try node.manager.frontend?.frontend(gear.uuid) == nil)
     }
 
     @Test("a create that fails halfway leaves nothing")

@@ -1,5 +1,6 @@
 import Cartridges
 import Containment
+import Frontend
 import Gears
 import NodeConfig
 import NodeTestSupport
@@ -17,6 +18,8 @@ struct GearNode {
     let scratch: ScratchNode
     let manager: GearManager
     let configuration: NodeConfiguration
+    /// What the frontend serves for the node's gears.
+    let routes: InMemoryFrontend
 
     /// Sandbox nodes get a random window of uids: their gears' loopback IPs come from the uid,
     /// and tests run side by side on one host.
@@ -40,8 +43,12 @@ struct GearNode {
             ? SELinuxContainer(configuration: configuration, gearBaseDir: scratch.gearBaseDir, limits: ResourceLimits(),
                                gearExec: ProcessRunner.executable("oo-gear-exec"))
             : SandboxContainer(configuration: configuration, gearBaseDir: scratch.gearBaseDir)
+        routes = InMemoryFrontend()
         manager = GearManager(configuration: configuration, gearBaseDir: scratch.gearBaseDir, plugin: container,
-                              repository: repository, hookTimeoutSeconds: 30)
+                              repository: repository,
+                              frontend: FrontendManager(stateDirectory: scratch.gearBaseDir + "/.frontend", plugins: [routes],
+                                                        cloudDomain: "example.com"),
+                              hookTimeoutSeconds: 30)
     }
 
     func destroy() {
