@@ -48,7 +48,7 @@ let package = Package(
         .target(
             name: "NodeDaemon",
             dependencies: [
-                "Cartridges",
+                "Cartridges", "Gears", "Frontend",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),

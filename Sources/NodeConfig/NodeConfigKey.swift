@@ -62,6 +62,7 @@ extension NodeConfigKey {
         .init("APACHE_ACCESS_LOG", "/var/log/apache2/openshift_log", .path, "Frontend access log."),
         .init("OPENSHIFT_HTTP_CONF_DIR", "/etc/apache2/conf.d/openshift", .path, "Frontend configuration directory."),
         .init("OPENSHIFT_FRONTEND_HTTP_PLUGINS", "apache", .list, "Frontend plugins, in order, comma separated."),
+        .init("FRONTEND_WAKE_PORT", "8079", .integer, "Loopback port where the daemon wakes idle gears on their first request (0: off)."),
         .init("CONTAINERIZATION_PLUGIN", "selinux", .string, "Container plugin: selinux (node mode) or sandbox."),
         .init("CREATE_APP_SYMLINKS", "false", .boolean, "Create name-to-uuid debug symlinks in GEAR_BASE_DIR."),
         .init("DISABLE_PASSWORD_AGING", "true", .boolean, "Disable password aging on gear accounts."),

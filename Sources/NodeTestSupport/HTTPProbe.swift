@@ -1,3 +1,4 @@
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -11,6 +12,12 @@ public enum HTTPProbe {
 
     /// GET `path` from `host`:`port` (an IPv4 address, 127.0.0.1 by default); nil if nothing answers.
     public static func get(port: UInt16, host: String = "127.0.0.1", path: String = "/", headers: [String] = []) -> Response? {
+        request(port: port, host: host, path: path, headers: headers)
+    }
+
+    /// One HTTP/1.0 request with an optional body; nil if nothing answers.
+    public static func request(port: UInt16, host: String = "127.0.0.1", method: String = "GET", path: String = "/",
+                               headers: [String] = [], body: String = "") -> Response? {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
@@ -23,7 +30,7 @@ public enum HTTPProbe {
         }
         guard connected == 0 else { return nil }
         let hostHeader = headers.contains { $0.lowercased().hasPrefix("host:") } ? [] : ["Host: \(host)"]
-        let request = Array(("GET \(path) HTTP/1.0\r\n" + (hostHeader + headers).map { $0 + "\r\n" }.joined() + "\r\n").utf8)
+        let request = Array(("\(method) \(path) HTTP/1.0\r\n" + (hostHeader + headers).map { $0 + "\r\n" }.joined() + "\r\n" + body).utf8)
         guard send(fd, request, request.count, 0) == request.count else { return nil }
         var bytes: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
@@ -39,8 +46,18 @@ public enum HTTPProbe {
         return Response(status: status, body: body)
     }
 
-    /// A TCP port on 127.0.0.1 that was free a moment ago.
+    private static let handedOut = Mutex<Set<UInt16>>([])
+
+    /// A TCP port on 127.0.0.1 that was free a moment ago, and never handed out before in this
+    /// process (tests that run side by side would otherwise be given the same one).
     public static func freePort() -> UInt16 {
+        while true {
+            let port = anyFreePort()
+            if handedOut.withLock({ $0.insert(port).inserted }) { return port }
+        }
+    }
+
+    private static func anyFreePort() -> UInt16 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var address = loopback(0)

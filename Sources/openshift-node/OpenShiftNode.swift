@@ -30,6 +30,9 @@ struct Run: AsyncParsableCommand {
     @Flag(name: .customLong("no-watch"), help: "Do not watch CARTRIDGE_BASE_PATH (rescan at start and on SIGHUP only).")
     var noWatch = false
 
+    @Flag(name: .customLong("no-wake"), help: "Do not serve FRONTEND_WAKE_PORT (idle gears then answer 503).")
+    var noWake = false
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: Logger.Level = .info
 
@@ -56,6 +59,17 @@ struct Run: AsyncParsableCommand {
                 basePath: layout.cartridgeBasePath,
                 debounce: .milliseconds(layout.configuration.rescanDebounceMilliseconds),
                 rescans: rescans, logger: logger))
+        }
+        let wakePort = layout.configuration.integer("FRONTEND_WAKE_PORT")
+        if wakePort > 0 && !noWake {
+            do {
+                let node = try NodeServices(layout: layout)
+                if let frontend = node.frontend {
+                    services.append(WakeService(port: UInt16(clamping: wakePort), gears: node.gears, frontend: frontend, logger: logger))
+                }
+            } catch {
+                logger.warning("idle gears will not be woken: \(error)")
+            }
         }
         let group = ServiceGroup(configuration: .init(
             services: services.map { .init(service: $0) },
@@ -116,9 +130,11 @@ struct ApacheConfig: ParsableCommand {
             if let port = standalone {
                 let root = layout.resolve("/var/lib/openshift/.httpd")
                 print(ApacheConfiguration.standalone(serverRoot: root, listen: "127.0.0.1", port: port, mapDirectory: maps,
+                                                     wakePort: layout.configuration.integer("FRONTEND_WAKE_PORT"),
                                                      user: getuid() == 0 ? "www-data" : nil), terminator: "")
             } else {
-                print(ApacheConfiguration.router(mapDirectory: maps), terminator: "")
+                print(ApacheConfiguration.router(mapDirectory: maps, wakePort: layout.configuration.integer("FRONTEND_WAKE_PORT")),
+                      terminator: "")
             }
         }
     }

@@ -21,7 +21,7 @@ struct DaemonTests {
     func watchedRescan() async throws {
         defer { node.destroy() }
         try CartridgeBuilder(name: "first").write(into: node.basePath)
-        let daemon = try Daemon(root: root, basePath: node.basePath, config: try writeConfig("CARTRIDGE_RESCAN_DEBOUNCE_MS=200\n"))
+        let daemon = try Daemon(root: root, basePath: node.basePath, config: try writeConfig("CARTRIDGE_RESCAN_DEBOUNCE_MS=200\nFRONTEND_WAKE_PORT=0\n"))
         #expect(await eventually(within: 20) { daemon.rescans >= 1 }, "start rescan: \(daemon.logText)")
         #expect(daemon.logText.contains("installed cartridge (redhat, first, 0.1, 0.0.1) from \(node.basePath)/first"))
         #expect(try listing(root: root, basePath: node.basePath) == "(redhat, first, 0.1, 0.0.1)\n")
@@ -52,7 +52,7 @@ struct DaemonTests {
     @Test("SIGHUP rescans", .timeLimit(.minutes(1)))
     func sighup() async throws {
         defer { node.destroy() }
-        let daemon = try Daemon(root: root, basePath: node.basePath, extraArguments: ["--no-watch"])
+        let daemon = try Daemon(root: root, basePath: node.basePath, extraArguments: ["--no-watch", "--no-wake"])
         #expect(await eventually(within: 20) { daemon.rescans >= 1 })
         try deliver(CartridgeBuilder(name: "late"), to: node.basePath, staging: node.root + "/staging")
         try await Task.sleep(for: .seconds(1))
@@ -70,7 +70,7 @@ struct DaemonTests {
         defer { node.destroy() }
         let base = node.root + "/later/cartridges"
         try TestFiles.makeDirectories(node.root + "/later")
-        let daemon = try Daemon(root: root, basePath: base, config: try writeConfig("CARTRIDGE_RESCAN_DEBOUNCE_MS=100\n"))
+        let daemon = try Daemon(root: root, basePath: base, config: try writeConfig("CARTRIDGE_RESCAN_DEBOUNCE_MS=100\nFRONTEND_WAKE_PORT=0\n"))
         #expect(await eventually(within: 20) { daemon.logText.contains("is not a directory") })
         try CartridgeBuilder(name: "arrives").write(into: node.root + "/staging")
         #expect(rename(node.root + "/staging", base) == 0)

@@ -19,22 +19,24 @@ struct GearThroughApacheTests {
         defer { node.destroy() }
         chmod(node.root, 0o755)
         let root = node.root + "/sandbox"
-        let sandbox = ["--root", root, "--cartridge-base-path", Self.cartridges]
+        let wakePort = HTTPProbe.freePort()
+        let config = try sandboxConfig(node, wakePort: wakePort)
+        let sandbox = ["--root", root, "--cartridge-base-path", Self.cartridges, "--config", config]
         func run(_ tool: String, _ arguments: [String]) throws -> ProcessRunner.Result {
             let result = try ProcessRunner.node(tool, arguments + sandbox)
             #expect(result.status == 0, "\(tool) \(arguments): \(result.stderr)")
             return result
         }
         _ = try run("openshift-node", ["rescan"])
-        _ = try run("oo-devel-node", ["app-create", "--with-container-uuid", "g1", "--with-app-name", "shop",
+        _ = try run("oo-devel-node", ["app-create", "--with-container-uuid", "shop1", "--with-app-name", "shop",
                                       "--with-container-name", "shop", "--with-namespace", "acme"])
-        _ = try run("oo-devel-node", ["configure", "--with-container-uuid", "g1", "--cart-name", "python"])
-        _ = try run("oo-devel-node", ["start", "--with-container-uuid", "g1"])
+        _ = try run("oo-devel-node", ["configure", "--with-container-uuid", "shop1", "--cart-name", "python"])
+        _ = try run("oo-devel-node", ["start", "--with-container-uuid", "shop1"])
 
         let port = HTTPProbe.freePort()
         try TestFiles.makeDirectories(root + "/var/lib/openshift/.httpd")
-        let config = try run("openshift-node", ["apache-config", "--standalone", "\(port)"]).stdout
-        try TestFiles.write(node.root + "/httpd.conf", config)
+        let apacheConfig = try run("openshift-node", ["apache-config", "--standalone", "\(port)"]).stdout
+        try TestFiles.write(node.root + "/httpd.conf", apacheConfig)
         #expect(try ProcessRunner.run(["/usr/sbin/apache2", "-f", node.root + "/httpd.conf", "-k", "start"]).status == 0)
         defer { _ = try? ProcessRunner.run(["/usr/sbin/apache2", "-f", node.root + "/httpd.conf", "-k", "stop"]) }
         let pidFile = root + "/var/lib/openshift/.httpd/httpd.pid"
@@ -42,20 +44,45 @@ struct GearThroughApacheTests {
 
         #expect(await eventually(within: 15) { get("shop-acme.example.com")?.body == "Hello from your python application\n" })
         let pid = TestFiles.read(pidFile)
-        _ = try run("oo-devel-node", ["add-alias", "--with-container-uuid", "g1", "--with-alias-name", "www.shop.example.org"])
+        _ = try run("oo-devel-node", ["add-alias", "--with-container-uuid", "shop1", "--with-alias-name", "www.shop.example.org"])
         #expect(get("www.shop.example.org")?.body == "Hello from your python application\n")
 
-        _ = try run("oo-devel-node", ["frontend-idle", "--with-container-uuid", "g1"])
+        // Idle without the daemon: 503. Unidle by hand: served again.
+        _ = try run("oo-devel-node", ["frontend-idle", "--with-container-uuid", "shop1"])
         #expect(get("shop-acme.example.com")?.status == 503)
-        #expect(try run("oo-devel-node", ["frontend-check-idle", "--with-container-uuid", "g1"]).stdout == "true\n")
-        _ = try run("oo-devel-node", ["frontend-unidle", "--with-container-uuid", "g1"])
+        #expect(try run("oo-devel-node", ["frontend-check-idle", "--with-container-uuid", "shop1"]).stdout == "true\n")
+        _ = try run("oo-devel-node", ["frontend-unidle", "--with-container-uuid", "shop1"])
         #expect(await eventually(within: 15) { get("shop-acme.example.com")?.body == "Hello from your python application\n" })
 
-        _ = try run("oo-devel-node", ["frontend-disconnect", "--with-container-uuid", "g1"])
+        // Idle with the daemon running: the first request wakes the gear (307 to itself), the
+        // repeated request, POST body included, reaches the started gear.
+        try TestFiles.write(root + "/var/lib/openshift/shop1/app-root/runtime/repo/wsgi.py", """
+            def application(environ, start_response):
+                size = int(environ.get("CONTENT_LENGTH") or 0)
+                body = environ["wsgi.input"].read(size) if size else b""
+                start_response("200 OK", [("Content-Type", "text/plain")])
+                return [b"got: " + body]
+            """)
+        let daemon = try Daemon(root: root, basePath: Self.cartridges, extraArguments: ["--no-watch"], config: config)
+        #expect(await eventually(within: 20) { daemon.logText.contains("waking idle gears") }, "\(daemon.logText)")
+        _ = try run("oo-devel-node", ["frontend-idle", "--with-container-uuid", "shop1"])
+        let post = ["Host: shop-acme.example.com", "Content-Type: text/plain", "Content-Length: 11"]
+        let wake = HTTPProbe.request(port: port, method: "POST", headers: post, body: "hello world")
+        let wakeStatus = wake?.status ?? 0
+        let log = daemon.logText
+        #expect(wakeStatus == 307, "woken with \(wakeStatus): \(log)")
+        let retry = HTTPProbe.request(port: port, method: "POST", headers: post, body: "hello world")
+        let retryBody = retry?.body ?? ""
+        #expect(retry?.status == 200 && retryBody == "got: hello world", "retried: \(retryBody)")
+        #expect(try run("oo-devel-node", ["frontend-check-idle", "--with-container-uuid", "shop1"]).stdout == "false\n")
+        #expect(daemon.stop() == 0)
+        _ = try run("oo-devel-node", ["restart", "--with-container-uuid", "shop1"])
+
+        _ = try run("oo-devel-node", ["frontend-disconnect", "--with-container-uuid", "shop1"])
         #expect(get("shop-acme.example.com")?.status == 404)
         #expect(get("www.shop.example.org")?.status == 404)
         #expect(TestFiles.read(pidFile) == pid, "no restart or reload of Apache")
-        _ = try run("oo-devel-node", ["app-destroy", "--with-container-uuid", "g1"])
+        _ = try run("oo-devel-node", ["app-destroy", "--with-container-uuid", "shop1"])
         #expect(TestFiles.read(root + "/etc/apache2/conf.d/openshift/routes.txt") == "")
     }
 }

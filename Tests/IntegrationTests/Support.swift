@@ -74,3 +74,12 @@ func deliver(_ builder: CartridgeBuilder, to basePath: String, staging: String) 
         throw TestFiles.Failure(description: "rename into \(basePath): errno \(errno)")
     }
 }
+
+/// A node.conf for one test's sandbox: its own uid window (gear IPs come from uids, and tests
+/// run side by side on one host) and its own wake port (0: none).
+func sandboxConfig(_ node: ScratchNode, wakePort: UInt16 = 0) throws -> String {
+    let low = Int.random(in: 0..<1000) * 20 + 20000
+    let path = node.root + "/node.conf"
+    try TestFiles.write(path, "GEAR_MIN_UID=\(low)\nGEAR_MAX_UID=\(low + 19)\nFRONTEND_WAKE_PORT=\(wakePort)\nCARTRIDGE_RESCAN_DEBOUNCE_MS=200\n")
+    return path
+}

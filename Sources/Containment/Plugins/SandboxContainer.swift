@@ -5,8 +5,8 @@ import Glibc
 #endif
 
 /// Sandbox mode: no root, no accounts. A gear is a directory owned by the invoking user and its
-/// processes run as that user; they are found again by the `OPENSHIFT_GEAR_UUID` in their
-/// environment. Same layout, environment and hooks as node mode.
+/// processes run as that user; they are found again by the `OPENSHIFT_SANDBOX_GEAR` (the gear's
+/// home) in their environment. Same layout, environment and hooks as node mode.
 public struct SandboxContainer: ContainerPlugin {
     public let name = "sandbox"
     public let selinuxStatus = "sandbox"
@@ -44,7 +44,7 @@ public struct SandboxContainer: ContainerPlugin {
     }
 
     public func destroy(_ gear: GearIdentity) throws(ContainmentError) {
-        let marker = "OPENSHIFT_GEAR_UUID=\(gear.uuid)"
+        let marker = "OPENSHIFT_SANDBOX_GEAR=\(gear.home)"
         let me = getuid()
         let deadline = monotonicSeconds() + 10
         while true {
@@ -64,6 +64,9 @@ public struct SandboxContainer: ContainerPlugin {
                     timeoutSeconds: Double) throws(ContainmentError) -> Spawner.Result {
         var environment = environment
         environment["OPENSHIFT_GEAR_UUID"] = gear.uuid
+        // What destroy finds the gear's processes by: its home, unique on the host even when two
+        // sandboxes have gears of the same name.
+        environment["OPENSHIFT_SANDBOX_GEAR"] = gear.home
         return try Spawner.run(argv, environment: environment, directory: directory, timeoutSeconds: timeoutSeconds)
     }
 
