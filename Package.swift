@@ -92,7 +92,7 @@ let package = Package(
         .executableTarget(
             name: "node-bench",
             dependencies: [
-                "Cartridges", "NodeConfig", "NodeTestSupport", "Gears", "Containment",
+                "Cartridges", "NodeConfig", "NodeTestSupport", "Gears", "Containment", "Frontend",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
