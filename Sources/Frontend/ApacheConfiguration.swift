@@ -38,6 +38,14 @@ public enum ApacheConfiguration {
 
         """) + """
 
+        # Strict-Transport-Security: plain HTTP goes to https; over HTTPS the header is added.
+        RewriteCond ${oo_sts:%{ENV:OO_HOST}|NONE} ^([0-9]+)$
+        RewriteRule ^ - [E=OO_STS:%1]
+        RewriteCond %{ENV:OO_STS} ^[0-9]+$
+        RewriteCond %{HTTPS} !=on
+        RewriteRule ^(.*)$ https://%{HTTP_HOST}$1 [R=302,L,NE]
+        Header always set Strict-Transport-Security "max-age=%{OO_STS}e" "expr=-n reqenv('OO_STS') && %{HTTPS} == 'on'"
+
         # Most specific path first: \(Connection.maximumDepth) segments down to the root.
 
         """

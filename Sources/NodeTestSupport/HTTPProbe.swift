@@ -8,6 +8,8 @@ public enum HTTPProbe {
     public struct Response: Sendable {
         public var status: Int
         public var body: String
+        /// The response's header lines.
+        public var headers: [String] = []
     }
 
     /// GET `path` from `host`:`port` (an IPv4 address, 127.0.0.1 by default); nil if nothing answers.
@@ -42,8 +44,10 @@ public enum HTTPProbe {
         let text = String(decoding: bytes, as: UTF8.self)
         guard let statusLine = text.split(separator: "\r\n").first,
               let status = statusLine.split(separator: " ").dropFirst().first.flatMap({ Int($0) }) else { return nil }
-        let body = text.range(of: "\r\n\r\n").map { String(text[$0.upperBound...]) } ?? ""
-        return Response(status: status, body: body)
+        let split = text.range(of: "\r\n\r\n")
+        let body = split.map { String(text[$0.upperBound...]) } ?? ""
+        let head = split.map { String(text[..<$0.lowerBound]) } ?? text
+        return Response(status: status, body: body, headers: head.split(separator: "\r\n").dropFirst().map(String.init))
     }
 
     private static let handedOut = Mutex<Set<UInt16>>([])

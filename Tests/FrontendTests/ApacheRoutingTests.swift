@@ -97,6 +97,13 @@ struct ApacheRoutingTests {
         try lab.manager.unidle(uuid: "g2")
         #expect(lab.get("two-ns.example.com")?.body == "backend two\n")
 
+        // Strict-Transport-Security: plain HTTP is sent to https.
+        try lab.manager.sts(uuid: "g2", maxAge: 600)
+        let secure = lab.get("two-ns.example.com", "/page")
+        #expect(secure?.status == 302 && secure?.headers.contains("Location: https://two-ns.example.com/page") == true)
+        try lab.manager.sts(uuid: "g2", maxAge: nil)
+        #expect(lab.get("two-ns.example.com")?.body == "backend two\n")
+
         #expect(lab.apachePID == pid, "Apache was neither restarted nor reloaded")
         let errors = TestFiles.read(lab.dir + "/error.log") ?? ""
         #expect(errors.components(separatedBy: "resuming normal operations").count == 2, "started once, never reloaded: \(errors)")
