@@ -77,15 +77,7 @@ public func siblingExecutable(_ name: String) -> String {
 
 extension String {
     init(readingFile path: String) throws(NodeConfigError) {
-        guard let file = fopen(path, "r") else { throw .unreadable(file: path, errno: errno) }
-        defer { fclose(file) }
-        var bytes: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let n = fread(&buffer, 1, buffer.count, file)
-            if n <= 0 { break }
-            bytes += buffer[0..<n]
-        }
-        self = String(decoding: bytes, as: UTF8.self)
+        guard let text = FileSystem.read(path) else { throw .unreadable(file: path, errno: errno) }
+        self = text
     }
 }

@@ -18,6 +18,14 @@ public enum FileSystem {
         return names.sorted()
     }
 
+    /// A whole (small) file as text, nil if it cannot be read.
+    public static func read(_ path: String) -> String? {
+        switch readTextFile(path) {
+        case .success(let text): return text
+        case .failure: return nil
+        }
+    }
+
     /// `rm -rf` without following symbolic links. Best effort: the caller checks what is left.
     public static func removeTree(_ path: String) {
         var st = stat()
