@@ -89,14 +89,18 @@ public enum ApacheConfiguration {
 
     /// A complete, private Apache configuration on one loopback port (tests, the sandbox).
     public static func standalone(serverRoot: String, listen: String, port: Int, mapDirectory: String, wakePort: Int = 0,
-                                  modules: String = "/usr/lib/apache2/modules", user: String? = nil) -> String {
+                                  sslPort: Int? = nil, modules: String = "/usr/lib/apache2/modules", user: String? = nil) -> String {
         let userLines = user.map { "User \($0)\nGroup \($0)\n" } ?? ""
+        let sslLines = sslPort.map { port in
+            "Listen \(listen):\(port)\nLoadModule ssl_module \(modules)/mod_ssl.so\nLoadModule socache_shmcb_module \(modules)/mod_socache_shmcb.so\n"
+        } ?? ""
+        let sslInclude = sslPort == nil ? "" : "IncludeOptional \"\(mapDirectory)/ssl-vhosts/*.conf\"\n"
         return """
         ServerRoot "\(serverRoot)"
         PidFile "\(serverRoot)/httpd.pid"
         ServerName localhost
         Listen \(listen):\(port)
-        \(userLines)LoadModule mpm_event_module \(modules)/mod_mpm_event.so
+        \(sslLines)\(userLines)LoadModule mpm_event_module \(modules)/mod_mpm_event.so
         LoadModule authz_core_module \(modules)/mod_authz_core.so
         LoadModule rewrite_module \(modules)/mod_rewrite.so
         LoadModule headers_module \(modules)/mod_headers.so
@@ -114,7 +118,7 @@ public enum ApacheConfiguration {
         <VirtualHost \(listen):\(port)>
         \(router(mapDirectory: mapDirectory, port: port, wakePort: wakePort))
         </VirtualHost>
-
+        \(sslInclude)
         """
     }
 }

@@ -18,13 +18,35 @@ import Glibc
 public struct ApacheFrontend: FrontendPlugin {
     public let name = "apache"
     public let directory: String
+    /// HTTPS for aliases with certificates: one VirtualHost file per alias, then a graceful
+    /// reload — the only change that needs one.
+    public struct SSL: Sendable {
+        /// `address:port` of the HTTPS VirtualHosts, e.g. `*:443`.
+        public var listen: String
+        public var certificateDirectory: String
+        /// The reload command, as an argv array.
+        public var reload: [String]
+        public var wakePort: Int
+
+        public init(listen: String, certificateDirectory: String, reload: [String], wakePort: Int = 0) {
+            self.listen = listen
+            self.certificateDirectory = certificateDirectory
+            self.reload = reload
+            self.wakePort = wakePort
+        }
+    }
+    public let ssl: SSL?
     /// Test seam: called with the temp path just before a map is renamed into place.
     let beforeRename: (@Sendable (String) -> Void)?
 
-    public init(directory: String, beforeRename: (@Sendable (String) -> Void)? = nil) {
+    public init(directory: String, ssl: SSL? = nil, beforeRename: (@Sendable (String) -> Void)? = nil) {
         self.directory = directory
+        self.ssl = ssl
         self.beforeRename = beforeRename
     }
+
+    /// Where the per-alias HTTPS VirtualHosts are (include `<dir>/ssl-vhosts/*.conf`).
+    public var vhostDirectory: String { directory + "/ssl-vhosts" }
 
     public static let maps = ["routes", "aliases", "idler", "sts"]
 
@@ -52,6 +74,9 @@ public struct ApacheFrontend: FrontendPlugin {
                 try rewrite("sts", newLines: frontend?.sts.map { ["\(frontend!.fqdn) \($0)"] } ?? []) { line in
                     line.split(separator: " ").first.map { hosts.contains(String($0)) } ?? false
                 }
+            }
+            if (frontend?.sslAliases ?? []) != (previous?.sslAliases ?? []) {
+                try updateVirtualHosts(keep: frontend?.sslAliases ?? [], drop: previous?.sslAliases ?? [])
             }
         }
     }
@@ -92,6 +117,40 @@ public struct ApacheFrontend: FrontendPlugin {
             break
         }
         return Connection(path: path, target: target, options: options)
+    }
+
+    // MARK: HTTPS
+
+    private func updateVirtualHosts(keep: [String], drop: [String]) throws(FrontendError) {
+        guard let ssl else {
+            if !keep.isEmpty { throw .plugin(name: name, reason: "no HTTPS listener is configured for SSL certificates") }
+            return
+        }
+        if mkdir(vhostDirectory, 0o755) != 0 && errno != EEXIST { throw .io(step: "mkdir", path: vhostDirectory, errno: errno) }
+        for alias in drop where !keep.contains(alias) { unlink(vhostDirectory + "/" + alias + ".conf") }
+        for alias in keep {
+            let text = """
+                <VirtualHost \(ssl.listen)>
+                ServerName \(alias)
+                SSLEngine on
+                SSLCertificateFile "\(ssl.certificateDirectory)/\(alias).crt"
+                SSLCertificateKeyFile "\(ssl.certificateDirectory)/\(alias).key"
+                \(ApacheConfiguration.router(mapDirectory: directory, scheme: "https", port: Int(ssl.listen.split(separator: ":").last ?? "443") ?? 443,
+                                              wakePort: ssl.wakePort))
+                </VirtualHost>
+
+                """
+            let path = vhostDirectory + "/" + alias + ".conf"
+            guard let file = fopen(path + ".new", "w") else { throw .io(step: "create", path: path, errno: errno) }
+            fputs(text, file)
+            fclose(file)
+            guard rename(path + ".new", path) == 0 else { throw .io(step: "rename", path: path, errno: errno) }
+        }
+        guard let program = ssl.reload.first else { return }
+        let process = Spawn(argv: ssl.reload)
+        guard process.run() == 0 else {
+            throw .plugin(name: name, reason: "\(program) failed: the new HTTPS configuration was not loaded")
+        }
     }
 
     // MARK: Files

@@ -13,10 +13,11 @@ public enum FrontendError: NodeError, Equatable {
     case corruptState(path: String, reason: String)
     case io(step: String, path: String, errno: Int32)
     case plugin(name: String, reason: String)
+    case invalidSSL(alias: String, reason: String)
 
     public var kind: NodeErrorKind {
         switch self {
-        case .invalidName, .invalidConnection: return .invalidArgument
+        case .invalidName, .invalidConnection, .invalidSSL: return .invalidArgument
         case .aliasTaken: return .alreadyExists
         case .notFound: return .notFound
         case .corruptState, .io, .plugin: return .internal
@@ -32,6 +33,7 @@ public enum FrontendError: NodeError, Equatable {
         case let .corruptState(path, reason): return "\(path) is corrupt (\(reason)); it was not read as empty"
         case let .io(step, path, code): return "\(step) \(path) failed: \(String(cString: strerror(code)))"
         case let .plugin(name, reason): return "frontend plugin \(name): \(reason)"
+        case let .invalidSSL(alias, reason): return "invalid SSL certificate for \(alias): \(reason)"
         }
     }
 }

@@ -55,7 +55,39 @@ public final class FrontendManager: Sendable {
 
     public func removeAlias(uuid: String, _ alias: String) throws(FrontendError) {
         let name = try HostName.clean(alias, field: "alias")
-        try update(uuid) { frontend in frontend.aliases.removeAll { $0 == name } }
+        try update(uuid) { frontend in
+            frontend.aliases.removeAll { $0 == name }
+            frontend.sslAliases.removeAll { $0 == name }
+        }
+        for suffix in ["crt", "key"] { unlink(certificateDirectory + "/" + name + "." + suffix) }
+    }
+
+    /// Where certificates and keys are kept (0700, root): `<alias>.crt`, `<alias>.key`.
+    public var certificateDirectory: String { stateDirectory + "/ssl" }
+
+    /// Installs a certificate for one of the gear's aliases, after checking it (§1.4).
+    public func addSSLCert(uuid: String, chain: String, key: String, alias: String, passphrase: String = "") throws(FrontendError) {
+        let certificate = try SSLCertificate.validated(chain: chain, key: key, alias: alias, passphrase: passphrase)
+        guard try require(uuid).aliases.contains(certificate.alias) else {
+            throw .invalidSSL(alias: certificate.alias, reason: "Specified alias \(certificate.alias) does not exist for the app")
+        }
+        try prepare()
+        if mkdir(certificateDirectory, 0o700) != 0 && errno != EEXIST { throw .io(step: "mkdir", path: certificateDirectory, errno: errno) }
+        for (suffix, text) in [("crt", certificate.chain), ("key", certificate.key)] {
+            let path = certificateDirectory + "/" + certificate.alias + "." + suffix
+            guard FileManager.default.createFile(atPath: path + ".new", contents: Data(text.utf8), attributes: [.posixPermissions: 0o600]),
+                  rename(path + ".new", path) == 0 else { throw .io(step: "write", path: path, errno: errno) }
+        }
+        try update(uuid) { frontend in
+            frontend.sslAliases.removeAll { $0 == certificate.alias }
+            frontend.sslAliases.append(certificate.alias)
+        }
+    }
+
+    public func removeSSLCert(uuid: String, alias: String) throws(FrontendError) {
+        let name = try HostName.clean(alias, field: "alias")
+        try update(uuid) { $0.sslAliases.removeAll { $0 == name } }
+        for suffix in ["crt", "key"] { unlink(certificateDirectory + "/" + name + "." + suffix) }
     }
 
     public func idle(uuid: String) throws(FrontendError) { try update(uuid) { $0.idle = true } }
@@ -143,7 +175,7 @@ public final class FrontendManager: Sendable {
         guard rename(temp, path) == 0 else { throw .io(step: "rename", path: path, errno: errno) }
     }
 
-    private func prepare() throws(FrontendError) {
+    func prepare() throws(FrontendError) {
         var current = ""
         for part in stateDirectory.split(separator: "/") {
             current += "/" + part

@@ -118,6 +118,8 @@ public struct GearFrontend: Sendable, Codable, Equatable {
     public var aliases: [String] = []
     public var idle = false
     public var sts: Int?
+    /// Aliases with an SSL certificate (the files live in the frontend's certificate store).
+    public var sslAliases: [String] = []
 
     public init(uuid: String, appUUID: String, fqdn: String) {
         self.uuid = uuid
@@ -128,5 +130,18 @@ public struct GearFrontend: Sendable, Codable, Equatable {
     enum CodingKeys: String, CodingKey {
         case uuid, fqdn, connections, aliases, idle, sts
         case appUUID = "app_uuid"
+        case sslAliases = "ssl_aliases"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        uuid = try c.decode(String.self, forKey: .uuid)
+        appUUID = try c.decode(String.self, forKey: .appUUID)
+        fqdn = try c.decode(String.self, forKey: .fqdn)
+        connections = try c.decodeIfPresent([Connection].self, forKey: .connections) ?? []
+        aliases = try c.decodeIfPresent([String].self, forKey: .aliases) ?? []
+        idle = try c.decodeIfPresent(Bool.self, forKey: .idle) ?? false
+        sts = try c.decodeIfPresent(Int.self, forKey: .sts)
+        sslAliases = try c.decodeIfPresent([String].self, forKey: .sslAliases) ?? []
     }
 }

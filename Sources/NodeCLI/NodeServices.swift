@@ -19,7 +19,14 @@ public struct NodeServices {
 
     /// The frontend plugins this node knows, by `OPENSHIFT_FRONTEND_HTTP_PLUGINS` name.
     static let frontendPlugins: [String: @Sendable (PathLayout) -> any FrontendPlugin] = [
-        "apache": { layout in ApacheFrontend(directory: layout.path("OPENSHIFT_HTTP_CONF_DIR")) },
+        "apache": { layout in
+            let ssl = ApacheFrontend.SSL(
+                listen: layout.configuration.string("OPENSHIFT_HTTPS_LISTEN"),
+                certificateDirectory: layout.gearBaseDir + "/.frontend/ssl",
+                reload: layout.configuration.string("OPENSHIFT_HTTP_RELOAD").split(separator: " ").map(String.init),
+                wakePort: layout.configuration.integer("FRONTEND_WAKE_PORT"))
+            return ApacheFrontend(directory: layout.path("OPENSHIFT_HTTP_CONF_DIR"), ssl: ssl)
+        },
     ]
 
     /// The container plugins this node knows, by `CONTAINERIZATION_PLUGIN` name.

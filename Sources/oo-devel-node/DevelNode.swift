@@ -20,7 +20,7 @@ struct DevelNode: ParsableCommand {
         subcommands: [AppCreate.self, AppDestroy.self, Configure.self, PostConfigure.self, Deconfigure.self,
                       StartCommand.self, StopCommand.self, RestartCommand.self, StatusCommand.self, TidyCommand.self,
                       FrontendConnect.self, FrontendDisconnect.self, FrontendConnections.self, AddAlias.self, RemoveAlias.self,
-                      FrontendIdle.self, FrontendUnidle.self, FrontendCheckIdle.self])
+                      FrontendIdle.self, FrontendUnidle.self, FrontendCheckIdle.self, SSLCertAdd.self, SSLCertRemove.self])
 }
 
 struct GearOptions: ParsableArguments {
@@ -272,5 +272,41 @@ struct FrontendCheckIdle: ParsableCommand {
 
     func run() throws {
         try withFrontend(gear) { frontend, gear in "\(try frontend.isIdle(uuid: gear.uuid))" }
+    }
+}
+
+struct SSLCertAdd: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "ssl-cert-add", abstract: "Serve an alias over HTTPS with this certificate.")
+    @OptionGroup var gear: GearOptions
+    @Option(name: .customLong("with-alias-name")) var alias: String
+    @Option(name: .customLong("with-ssl-cert"), help: "PEM file: the certificate, then its chain.") var certificate: String
+    @Option(name: .customLong("with-priv-key"), help: "PEM file: the private key.") var key: String
+    @Option(name: .customLong("with-passphrase-file"), help: "File holding the key's passphrase, if any.") var passphrase: String?
+
+    func run() throws {
+        try withFrontend(gear) { frontend, gear in
+            func read(_ path: String) throws -> String {
+                guard let text = FileManager.default.contents(atPath: path).map({ String(decoding: $0, as: UTF8.self) }) else {
+                    throw CommandFailure("cannot read \(path)", exitCode: 2)
+                }
+                return text
+            }
+            let pass = try passphrase.map(read)?.trimmingCharacters(in: .newlines) ?? ""
+            try frontend.addSSLCert(uuid: gear.uuid, chain: try read(certificate), key: try read(key), alias: alias, passphrase: pass)
+            return ""
+        }
+    }
+}
+
+struct SSLCertRemove: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "ssl-cert-remove", abstract: "Stop serving an alias over HTTPS.")
+    @OptionGroup var gear: GearOptions
+    @Option(name: .customLong("with-alias-name")) var alias: String
+
+    func run() throws {
+        try withFrontend(gear) { frontend, gear in
+            try frontend.removeSSLCert(uuid: gear.uuid, alias: alias)
+            return ""
+        }
     }
 }

@@ -122,6 +122,7 @@ struct ApacheConfig: ParsableCommand {
 
     @OptionGroup var node: NodeOptions
     @Option(help: "Print a complete configuration for a private Apache on this loopback port.") var standalone: Int?
+    @Option(name: .customLong("ssl-port"), help: "With --standalone: also listen for HTTPS on this loopback port.") var sslPort: Int?
 
     func run() throws {
         try runReportingFailures {
@@ -130,7 +131,7 @@ struct ApacheConfig: ParsableCommand {
             if let port = standalone {
                 let root = layout.resolve("/var/lib/openshift/.httpd")
                 print(ApacheConfiguration.standalone(serverRoot: root, listen: "127.0.0.1", port: port, mapDirectory: maps,
-                                                     wakePort: layout.configuration.integer("FRONTEND_WAKE_PORT"),
+                                                     wakePort: layout.configuration.integer("FRONTEND_WAKE_PORT"), sslPort: sslPort,
                                                      user: getuid() == 0 ? "www-data" : nil), terminator: "")
             } else {
                 print(ApacheConfiguration.router(mapDirectory: maps, wakePort: layout.configuration.integer("FRONTEND_WAKE_PORT")),

@@ -15,6 +15,7 @@ struct ApacheRoutingTests {
     final class Lab {
         let dir: String
         let port: UInt16
+        let sslPort: UInt16
         var backends: [pid_t] = []
         let manager: FrontendManager
 
@@ -22,7 +23,10 @@ struct ApacheRoutingTests {
             dir = TestFiles.temporaryDirectory("apache-lab")
             chmod(dir, 0o755)
             port = HTTPProbe.freePort()
-            manager = FrontendManager(stateDirectory: dir + "/state", plugins: [ApacheFrontend(directory: dir + "/maps")],
+            sslPort = HTTPProbe.freePort()
+            let ssl = ApacheFrontend.SSL(listen: "127.0.0.1:\(sslPort)", certificateDirectory: dir + "/state/ssl",
+                                         reload: ["/usr/sbin/apache2", "-f", dir + "/httpd.conf", "-k", "graceful"])
+            manager = FrontendManager(stateDirectory: dir + "/state", plugins: [ApacheFrontend(directory: dir + "/maps", ssl: ssl)],
                                       cloudDomain: "example.com")
             for (name, ip) in [("one", "127.0.0.2"), ("two", "127.0.0.3")] {
                 try TestFiles.write(dir + "/\(name)/index.html", "backend \(name)\n")
@@ -35,7 +39,7 @@ struct ApacheRoutingTests {
             try manager.create(uuid: "g2", appUUID: "a2", gearName: "two", namespace: "ns")
             try manager.connect(uuid: "g1", [Connection(path: "", target: "127.0.0.2:8080")])
             let config = ApacheConfiguration.standalone(serverRoot: dir, listen: "127.0.0.1", port: Int(port), mapDirectory: dir + "/maps",
-                                                        user: geteuid() == 0 ? "www-data" : nil)
+                                                        sslPort: Int(sslPort), user: geteuid() == 0 ? "www-data" : nil)
             try TestFiles.write(dir + "/httpd.conf", config)
             let check = try ProcessRunner.run(["/usr/sbin/apache2", "-f", dir + "/httpd.conf", "-t"])
             #expect(check.status == 0, "\(check.stderr)")
@@ -57,6 +61,49 @@ struct ApacheRoutingTests {
             }
             TestFiles.remove(dir)
         }
+    }
+
+    /// A self-signed certificate and key for `name`, from openssl.
+    static func certificate(for name: String, in dir: String) throws -> (chain: String, key: String) {
+        let result = try ProcessRunner.run(["/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                                            "-keyout", dir + "/\(name).key", "-out", dir + "/\(name).crt", "-subj", "/CN=\(name)",
+                                            "-addext", "subjectAltName=DNS:\(name)"])
+        #expect(result.status == 0, "\(result.stderr)")
+        return (TestFiles.read(dir + "/\(name).crt") ?? "", TestFiles.read(dir + "/\(name).key") ?? "")
+    }
+
+    @Test("an SSL certificate for an alias: checked, served over HTTPS after one graceful reload; bad ones change nothing",
+          .timeLimit(.minutes(1)))
+    func ssl() async throws {
+        try #require(access("/usr/sbin/apache2", X_OK) == 0, "apache2 is not installed (.ci/setup installs it)")
+        let lab = try Lab()
+        #expect(await eventually(within: 10) { lab.get("one-ns.example.com")?.body == "backend one\n" })
+        let pid = lab.apachePID
+        try lab.manager.addAlias(uuid: "g1", "secure.one.org")
+        let good = try Self.certificate(for: "secure.one.org", in: lab.dir)
+        let other = try Self.certificate(for: "other.one.org", in: lab.dir)
+
+        // Refused: a key that is not the certificate's, a certificate for another name, an alias the gear lacks, garbage.
+        for (chain, key, alias) in [(good.chain, other.key, "secure.one.org"), (other.chain, other.key, "secure.one.org"),
+                                    (good.chain, good.key, "nothere.one.org"), ("junk", good.key, "secure.one.org"),
+                                    (good.chain, "junk", "secure.one.org")] {
+            #expect(throws: FrontendError.self) { try lab.manager.addSSLCert(uuid: "g1", chain: chain, key: key, alias: alias) }
+        }
+        #expect(TestFiles.list(lab.dir + "/maps/ssl-vhosts").isEmpty)
+
+        try lab.manager.addSSLCert(uuid: "g1", chain: good.chain, key: good.key, alias: "secure.one.org")
+        #expect(try lab.manager.frontend("g1")?.sslAliases == ["secure.one.org"])
+        func https() -> String? {
+            let result = try? ProcessRunner.run(["/usr/bin/curl", "-sk", "--max-time", "3", "--resolve", "secure.one.org:\(lab.sslPort):127.0.0.1",
+                                                 "https://secure.one.org:\(lab.sslPort)/"])
+            return result?.status == 0 ? result?.stdout : nil
+        }
+        #expect(await eventually(within: 15) { https() == "backend one\n" }, "\(TestFiles.read(lab.dir + "/error.log") ?? "")")
+        #expect(lab.apachePID == pid, "a graceful reload keeps the parent")
+
+        try lab.manager.removeAlias(uuid: "g1", "secure.one.org")
+        #expect(TestFiles.list(lab.dir + "/maps/ssl-vhosts").isEmpty)
+        #expect(!TestFiles.exists(lab.dir + "/state/ssl/secure.one.org.key"))
     }
 
     @Test("host names, aliases, paths and disconnects take effect on the next request, with no reload", .timeLimit(.minutes(1)))
