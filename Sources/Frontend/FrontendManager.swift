@@ -90,6 +90,43 @@ public final class FrontendManager: Sendable {
         for suffix in ["crt", "key"] { unlink(certificateDirectory + "/" + name + "." + suffix) }
     }
 
+    /// The gear's routes as one JSON document (for moves and plugin changes).
+    public func backup(uuid: String) throws(FrontendError) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        guard let data = try? encoder.encode(try require(uuid)) else { throw .corruptState(path: documentPath(uuid), reason: "cannot encode") }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// Re-creates a gear's routes from `backup` output: the document is decoded as plain data
+    /// (no object revival), every name and connection is checked again, and the gear's own host
+    /// name (recomputed by the caller) replaces the one in the document. Certificates are not in
+    /// backups; aliases that had one are restored without it.
+    public func restore(uuid: String, appUUID: String, gearName: String, namespace: String, document: String,
+                        allowedIPs: Set<String>? = nil) throws(FrontendError) {
+        let saved: GearFrontend
+        do { saved = try JSONDecoder().decode(GearFrontend.self, from: Data(document.utf8)) } catch {
+            throw .corruptState(path: "restore document", reason: "\(error)")
+        }
+        for connection in saved.connections { try connection.validate(allowedIPs: allowedIPs) }
+        var aliases: [String] = []
+        for alias in saved.aliases { aliases.append(try HostName.clean(alias, field: "alias")) }
+        if let sts = saved.sts, sts < 0 { throw .invalidConnection(field: "sts max-age", value: "\(sts)", reason: "must not be negative") }
+        if try frontend(uuid) == nil { try create(uuid: uuid, appUUID: appUUID, gearName: gearName, namespace: namespace) }
+        for alias in aliases {
+            if let owner = try allFrontends().first(where: { $0.uuid != uuid && ($0.aliases.contains(alias) || $0.fqdn == alias) }) {
+                throw .aliasTaken(alias: alias, owner: owner.uuid)
+            }
+        }
+        try update(uuid) { frontend in
+            frontend.connections = saved.connections
+            frontend.aliases = aliases
+            frontend.idle = saved.idle
+            frontend.sts = saved.sts
+            frontend.sslAliases = frontend.sslAliases.filter { aliases.contains($0) }
+        }
+    }
+
     public func idle(uuid: String) throws(FrontendError) { try update(uuid) { $0.idle = true } }
     public func unidle(uuid: String) throws(FrontendError) { try update(uuid) { $0.idle = false } }
     public func isIdle(uuid: String) throws(FrontendError) -> Bool { try require(uuid).idle }

@@ -20,7 +20,8 @@ struct DevelNode: ParsableCommand {
         subcommands: [AppCreate.self, AppDestroy.self, Configure.self, PostConfigure.self, Deconfigure.self,
                       StartCommand.self, StopCommand.self, RestartCommand.self, StatusCommand.self, TidyCommand.self,
                       FrontendConnect.self, FrontendDisconnect.self, FrontendConnections.self, AddAlias.self, RemoveAlias.self,
-                      FrontendIdle.self, FrontendUnidle.self, FrontendCheckIdle.self, SSLCertAdd.self, SSLCertRemove.self])
+                      FrontendIdle.self, FrontendUnidle.self, FrontendCheckIdle.self, SSLCertAdd.self, SSLCertRemove.self,
+                      FrontendBackup.self, FrontendRestore.self])
 }
 
 struct GearOptions: ParsableArguments {
@@ -306,6 +307,30 @@ struct SSLCertRemove: ParsableCommand {
     func run() throws {
         try withFrontend(gear) { frontend, gear in
             try frontend.removeSSLCert(uuid: gear.uuid, alias: alias)
+            return ""
+        }
+    }
+}
+
+struct FrontendBackup: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "frontend-backup", abstract: "Print the gear's routes as one JSON document.")
+    @OptionGroup var gear: GearOptions
+
+    func run() throws {
+        try withFrontend(gear) { frontend, gear in try frontend.backup(uuid: gear.uuid) }
+    }
+}
+
+struct FrontendRestore: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "frontend-restore", abstract: "Restore the gear's routes from a frontend-backup document.")
+    @OptionGroup var gear: GearOptions
+    @Option(name: .customLong("with-backup"), help: "The JSON document frontend-backup printed.") var document: String
+
+    func run() throws {
+        try withFrontend(gear) { frontend, gear in
+            let allowed = Set((1...127).compactMap { GearAddress.ip(uid: gear.identity.uid, host: $0) })
+            try frontend.restore(uuid: gear.uuid, appUUID: gear.appUUID, gearName: gear.gearName, namespace: gear.namespace,
+                                 document: document, allowedIPs: allowed)
             return ""
         }
     }

@@ -132,6 +132,29 @@ struct FrontendContractTests {
         #expect(TestFiles.read(dir + "/httpd/aliases.txt") == "")
     }
 
+    @Test("backup and restore: the routes come back on another node, checked again", arguments: Plugins.allCases)
+    func backupRestore(kind: Plugins) throws {
+        let dir = TestFiles.temporaryDirectory("frontend-backup")
+        defer { TestFiles.remove(dir) }
+        let source = makeManager(InMemoryFrontend(), dir + "/a")
+        try source.create(uuid: "g1", appUUID: "a1", gearName: "app", namespace: "ns")
+        try source.connect(uuid: "g1", [Connection(path: "", target: "127.1.244.1:8080"), Connection(path: "/x", target: "127.1.244.1:8081")])
+        try source.addAlias(uuid: "g1", "www.app.org")
+        try source.sts(uuid: "g1", maxAge: 60)
+        let document = try source.backup(uuid: "g1")
+        let plugin = kind.make(dir + "/b")
+        let target = makeManager(plugin, dir + "/b")
+        try target.restore(uuid: "g1", appUUID: "a1", gearName: "app", namespace: "ns", document: document)
+        let served = try #require(try plugin.served("g1"))
+        #expect(Set(served.connections) == Set(try source.connections(uuid: "g1")))
+        #expect(served.aliases == ["www.app.org"] && served.sts == 60)
+        let hostile = document.replacingOccurrences("127.1.244.1:8081", with: "127.1.244.1:8081|x")
+        #expect(throws: FrontendError.self) {
+            try target.restore(uuid: "g2", appUUID: "a2", gearName: "two", namespace: "ns", document: hostile)
+        }
+        #expect(try target.frontend("g2") == nil)
+    }
+
     @Test("a corrupt document is an error, never read as empty")
     func corrupt() throws {
         let dir = TestFiles.temporaryDirectory("frontend-corrupt")
@@ -160,6 +183,12 @@ struct FrontendContractTests {
         }
         #expect(TestFiles.read(dir + "/httpd/routes.txt") == before)
         #expect(before.split(separator: "\n").count == 50)
+    }
+}
+
+extension String {
+    func replacingOccurrences(_ target: String, with replacement: String) -> String {
+        split(separator: target, omittingEmptySubsequences: false).joined(separator: replacement)
     }
 }
 
