@@ -99,7 +99,7 @@ let package = Package(
         ),
         .testTarget(name: "NodeConfigTests", dependencies: ["NodeConfig"]),
         .testTarget(name: "ContainmentTests", dependencies: ["Containment", "NodeConfig", "NodeTestSupport"]),
-        .testTarget(name: "FrontendTests", dependencies: ["Frontend", "NodeConfig", "NodeTestSupport"]),
+        .testTarget(name: "FrontendTests", dependencies: ["Frontend", "NodeConfig", "NodeTestSupport"], exclude: ["Support"]),
         .testTarget(name: "GearsTests", dependencies: ["Gears", "Frontend", "Containment", "Cartridges", "NodeConfig", "NodeTestSupport"]),
         .testTarget(
             name: "CartridgesTests",

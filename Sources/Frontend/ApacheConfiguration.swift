@@ -79,6 +79,10 @@ public enum ApacheConfiguration {
         RewriteRule ^(.*)$ https://%{HTTP_HOST}$1 [R=302,L,NE]
         RewriteCond %{ENV:OO_DEST} ^SSL_TO_GEAR:(.+)$
         RewriteRule ^ https://%1%{ENV:OO_REST} [P,L,NE]
+        # WebSocket: an Upgrade request is tunnelled (mod_proxy_http, Apache 2.4.47 and later).
+        RewriteCond %{HTTP:Upgrade} ^websocket$ [NC]
+        RewriteCond %{ENV:OO_DEST} ^(?:TOHTTPS:)?([0-9.]+:[0-9]+.*)$
+        RewriteRule ^ ws://%1%{ENV:OO_REST} [P,L,NE]
         RewriteCond %{ENV:OO_DEST} ^(?:TOHTTPS:)?([0-9.]+:[0-9]+.*)$
         RewriteRule ^ http://%1%{ENV:OO_REST} [P,L,NE]
         RewriteRule ^ - [R=404,L]

@@ -106,6 +106,28 @@ struct ApacheRoutingTests {
         #expect(!TestFiles.exists(lab.dir + "/state/ssl/secure.one.org.key"))
     }
 
+    @Test("a WebSocket upgrade is tunnelled to the gear and frames flow both ways", .timeLimit(.minutes(1)))
+    func websocket() async throws {
+        try #require(access("/usr/sbin/apache2", X_OK) == 0, "apache2 is not installed (.ci/setup installs it)")
+        let lab = try Lab()
+        let script = String(#filePath[..<#filePath.lastIndex(of: "/")!]) + "/Support/ws_echo.py"
+        let echo = try ProcessRunner.spawn(["/usr/bin/python3", script, "127.0.0.4", "8080"], stdout: lab.dir + "/ws.log", stderr: lab.dir + "/ws.err")
+        defer {
+            kill(echo, SIGKILL)
+            _ = ProcessRunner.wait(echo)
+        }
+        var options = Connection.Options()
+        options.websocket = true
+        options.protocols = ["http", "ws"]
+        try lab.manager.create(uuid: "g3", appUUID: "a3", gearName: "chat", namespace: "ns")
+        try lab.manager.connect(uuid: "g3", [Connection(path: "", target: "127.0.0.4:8080", options: options)])
+        #expect(await eventually(within: 10) { lab.get("chat-ns.example.com")?.body == "plain\n" })
+        let exchange = WebSocketProbe.echo(port: lab.port, host: "chat-ns.example.com", message: "hello gear")
+        #expect(exchange.handshake.hasPrefix("HTTP/1.1 101"), "\(exchange.handshake)")
+        #expect(exchange.handshake.contains("Sec-WebSocket-Accept: \(WebSocketProbe.expectedAccept)"))
+        #expect(exchange.reply == "hello gear")
+    }
+
     @Test("host names, aliases, paths and disconnects take effect on the next request, with no reload", .timeLimit(.minutes(1)))
     func routing() async throws {
         try #require(access("/usr/sbin/apache2", X_OK) == 0, "apache2 is not installed (.ci/setup installs it)")
