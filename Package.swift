@@ -20,6 +20,8 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", exact: "5.0.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
         .package(url: "https://github.com/apple/swift-async-algorithms.git", from: "1.0.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.80.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.0"..<"5.0.0"),
     ],
     targets: [
         .target(name: "NodeConfig"),
@@ -48,7 +50,9 @@ let package = Package(
         .target(
             name: "NodeDaemon",
             dependencies: [
-                "Cartridges", "Gears", "Frontend",
+                "Cartridges", "Gears", "Frontend", "Agent",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -58,8 +62,26 @@ let package = Package(
         .target(
             name: "NodeCLI",
             dependencies: [
-                "NodeConfig", "Cartridges", "Containment", "Gears", "Frontend",
+                "NodeConfig", "Cartridges", "Containment", "Gears", "Frontend", "Agent",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "Agent",
+            dependencies: [
+                "NodeConfig", "Cartridges", "Containment", "Gears", "Frontend",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .target(
+            name: "MCollective",
+            dependencies: [
+                "Agent",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -67,7 +89,7 @@ let package = Package(
         .executableTarget(
             name: "openshift-node",
             dependencies: [
-                "NodeCLI", "NodeDaemon", "Cartridges", "NodeConfig", "Frontend",
+                "NodeCLI", "NodeDaemon", "Cartridges", "NodeConfig", "Frontend", "Agent", "MCollective",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -98,6 +120,16 @@ let package = Package(
             ]
         ),
         .testTarget(name: "NodeConfigTests", dependencies: ["NodeConfig"]),
+        .testTarget(name: "AgentTests", dependencies: ["Agent", "Gears", "Cartridges", "NodeConfig", "NodeTestSupport"]),
+        .testTarget(
+            name: "MCollectiveTests",
+            dependencies: [
+                "MCollective", "Agent", "NodeTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            exclude: ["Fixtures"]
+        ),
         .testTarget(name: "ContainmentTests", dependencies: ["Containment", "NodeConfig", "NodeTestSupport"]),
         .testTarget(name: "FrontendTests", dependencies: ["Frontend", "NodeConfig", "NodeTestSupport"], exclude: ["Support"]),
         .testTarget(name: "GearsTests", dependencies: ["Gears", "Frontend", "Containment", "Cartridges", "NodeConfig", "NodeTestSupport"]),
