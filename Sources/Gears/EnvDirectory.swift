@@ -76,7 +76,7 @@ func readSmallFile(_ path: String) -> String? {
     return String(decoding: bytes, as: UTF8.self)
 }
 
-func writeFileAtomically(_ path: String, _ text: String, mode: mode_t = 0o644) throws(GearsError) {
+public func writeFileAtomically(_ path: String, _ text: String, mode: mode_t = 0o644) throws(GearsError) {
     let temp = path + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
     let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
     guard fd >= 0 else { throw .io(step: "create", path: temp, errno: errno) }

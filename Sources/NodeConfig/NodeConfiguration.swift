@@ -65,7 +65,7 @@ public struct NodeConfiguration: Sendable, Equatable {
 
     /// The original accepted `true|t|yes|y|1` as true; we also name the false spellings so a
     /// typo is an error instead of a silent false.
-    static func parseBool(_ value: String) -> Bool? {
+    public static func parseBool(_ value: String) -> Bool? {
         switch value.lowercased() {
         case "true", "t", "yes", "y", "1", "on": return true
         case "false", "f", "no", "n", "0", "off", "": return false

@@ -1,0 +1,286 @@
+import Containment
+import Foundation
+import Frontend
+import Gears
+
+/// The broker's `--option => value` arguments of one `cartridge_do` call or `execute_parallel` job.
+struct CartridgeArgs: Sendable {
+    var values: [String: AgentValue]
+
+    /// A Hash from the broker, or (from `mco rpc ... args=TEXT`, which can only send Strings) a JSON object.
+    init(_ value: AgentValue?) throws(CartridgeDoFailure) {
+        var value = value
+        if case .string(let text)? = value {
+            guard let parsed = try? AgentValue.parse(json: text), case .hash = parsed else {
+                throw CartridgeDoFailure(code: 2, message: "args must be a Hash, or a JSON object of --options, not '\(text.prefix(64))'")
+            }
+            value = parsed
+        }
+        var values: [String: AgentValue] = [:]
+        switch value {
+        case nil, .null?:
+            break
+        case .hash(let pairs)?:
+            for pair in pairs { if let key = pair.key.string { values[key] = pair.value } }
+        case let other?:
+            throw CartridgeDoFailure(code: 2, message: "args must be a Hash of --options, not \(other.typeName)")
+        }
+        self.values = values
+    }
+
+    /// A String option; an empty one counts as absent, as in the original.
+    func string(_ key: String) -> String? {
+        switch values[key] {
+        case .string(let s)? where !s.isEmpty: return s
+        case .symbol(let s)?: return s
+        case .int(let n)?: return String(n)
+        default: return nil
+        }
+    }
+
+    func bool(_ key: String) -> Bool {
+        switch values[key] {
+        case .bool(let b)?: return b
+        case .string(let s)?: return s == "true"
+        default: return false
+        }
+    }
+
+    func strings(_ key: String) -> [String] {
+        switch values[key] {
+        case .array(let items)?: return items.compactMap(\.string)
+        case .string(let s)?: return s.split(separator: " ").map(String.init)
+        default: return []
+        }
+    }
+
+    func require(_ key: String) throws(CartridgeDoFailure) -> String {
+        guard let value = string(key) else { throw CartridgeDoFailure(code: 2, message: "missing argument \(key)") }
+        return value
+    }
+}
+
+/// An exit code and message for the broker.
+struct CartridgeDoFailure: Error {
+    var code: Int
+    var message: String
+}
+
+/// The outcome of one sub-action: the original's `exitcode`, `output`, `addtl_params`.
+struct CartridgeDoResult: Sendable {
+    var exitcode: Int
+    var output: String
+    var addtlParams: AgentValue = .null
+}
+
+extension OpenShiftAgent {
+    func cartridgeDo(_ inputs: Inputs) -> AgentReply {
+        let result = runSubAction(inputs.string("action"), cartridge: inputs.string("cartridge"), args: inputs["args"])
+        var reply = AgentReply(data: .symbols([
+            "output": .string(result.output), "exitcode": .int(result.exitcode), "addtl_params": result.addtlParams,
+        ]))
+        if result.exitcode != 0 {
+            reply.statuscode = 1
+            reply.statusmsg = "cartridge_do_action failed \(result.exitcode). Output \(result.output)"
+        }
+        return reply
+    }
+
+    /// Runs one sub-action (cartridge_do or an execute_parallel job), with the original's codes:
+    /// 127 for an action this node does not do, 129 for account/frontend failures, the hook's
+    /// status for a failed hook, 1 for any other failure.
+    func runSubAction(_ action: String, cartridge: String, args raw: AgentValue?) -> CartridgeDoResult {
+        var result: CartridgeDoResult
+        do {
+            let args = try CartridgeArgs(raw)
+            result = try subAction(action, cartridge: cartridge, args)
+        } catch let failure as CartridgeDoFailure {
+            result = CartridgeDoResult(exitcode: failure.code, output: failure.message)
+        } catch let error as GearsError {
+            result = Self.result(for: error)
+        } catch let error as FrontendError {
+            result = CartridgeDoResult(exitcode: 129, output: error.description)
+        } catch {
+            result = CartridgeDoResult(exitcode: 1, output: "\(error)")
+        }
+        if result.output.contains("Resource temporarily unavailable") {
+            result.output += "\nCLIENT_MESSAGE: The gear ran out of processes or memory; stop it with rhc force-stop-app and start it again\n"
+            result.exitcode = 222
+        }
+        return result
+    }
+
+    static func result(for error: GearsError) -> CartridgeDoResult {
+        switch error {
+        case let .hookFailed(_, _, status, output):
+            return CartridgeDoResult(exitcode: Int(status == 0 ? 1 : status), output: output + (output.hasSuffix("\n") || output.isEmpty ? "" : "\n")
+                                     + "CLIENT_ERROR: \(error)\n")
+        case .containment: return CartridgeDoResult(exitcode: 129, output: error.description)
+        case .frontend: return CartridgeDoResult(exitcode: 129, output: error.description)
+        default: return CartridgeDoResult(exitcode: 1, output: error.description)
+        }
+    }
+
+    func subAction(_ action: String, cartridge: String, _ args: CartridgeArgs) throws -> CartridgeDoResult {
+        let gears = context.gears
+        func uuid() throws(CartridgeDoFailure) -> String { try args.require("--with-container-uuid") }
+        /// The cartridge token for the gear manager: name, or name-version.
+        func cartridgeToken() -> String {
+            let name = args.string("--cart-name") ?? cartridge
+            if let version = args.string("--with-software-version"), !name.hasSuffix("-" + version) { return name + "-" + version }
+            return name
+        }
+        func ok(_ output: String = "") -> CartridgeDoResult { CartridgeDoResult(exitcode: 0, output: output) }
+        func clientResult(_ text: String) -> CartridgeDoResult { ok("\nCLIENT_RESULT: \(text)\n") }
+        func frontend() throws(CartridgeDoFailure) -> FrontendManager {
+            guard let frontend = context.frontend else {
+                throw CartridgeDoFailure(code: 129, message: "no frontend is configured on this node (OPENSHIFT_FRONTEND_HTTP_PLUGINS)")
+            }
+            return frontend
+        }
+
+        switch action {
+        case "app-create":
+            var uid: UInt32?
+            if let text = args.string("--with-uid") {
+                guard let value = UInt32(text) else { throw CartridgeDoFailure(code: 129, message: "invalid --with-uid '\(text)'") }
+                uid = value
+            }
+            let gear = try gears.create(GearCreateRequest(
+                uuid: try uuid(), uid: uid, appUUID: args.string("--with-app-uuid"), appName: args.string("--with-app-name") ?? "app",
+                gearName: args.string("--with-container-name"), namespace: args.string("--with-namespace") ?? "ns"))
+            return ok("Created gear \(gear.uuid) with uid \(gear.identity.uid)\n")
+        case "app-destroy":
+            return ok(try gears.destroy(try uuid(), skipHooks: args.bool("--skip-hooks")))
+        case "configure":
+            return ok(try gears.configure(try uuid(), cartridge: cartridgeToken()).output)
+        case "post-configure":
+            return ok(try gears.postConfigure(try uuid(), cartridge: cartridgeToken()).output)
+        case "deconfigure":
+            return ok(try gears.deconfigure(try uuid(), cartridge: cartridgeToken()).output)
+        case "start", "stop", "restart", "status", "tidy", "reload":
+            return ok(try gears.control(try uuid(), GearManager.ControlAction(rawValue: action)!).output)
+        case "app-state-show":
+            let gear = try gears.gear(try uuid())
+            return clientResult(gears.state(gear).rawValue)
+        case "frontend-idle":
+            try gears.idle(try uuid())
+            return ok()
+        case "frontend-unidle":
+            return ok(try gears.unidle(try uuid()).output)
+        case "frontend-connect":
+            let gear = try gears.gear(try uuid())
+            let connections = try Self.connections(args.values["--with-path-target-options"])
+            let allowed = Set((1...127).compactMap { GearAddress.ip(uid: gear.identity.uid, host: $0) })
+            try frontend().connect(uuid: gear.uuid, connections, allowedIPs: allowed)
+            return ok()
+        case "frontend-disconnect":
+            try frontend().disconnect(uuid: try gears.gear(try uuid()).uuid, paths: args.strings("--with-paths"))
+            return ok()
+        case "frontend-connections":
+            let connections = try frontend().connections(uuid: try gears.gear(try uuid()).uuid)
+            let rows: [AgentValue] = connections.map { .array([.string($0.path), .string($0.target), Self.options($0.options)]) }
+            return clientResult(AgentValue.array(rows).jsonText())
+        case "frontend-check-idle":
+            return clientResult(String(try frontend().isIdle(uuid: try gears.gear(try uuid()).uuid)))
+        case "add-alias", "remove-alias", "add-aliases", "remove-aliases":
+            let gear = try gears.gear(try uuid())
+            let names = action.hasSuffix("aliases") ? args.strings("--with-aliases") : [try args.require("--with-alias-name")]
+            for name in names {
+                if action.hasPrefix("add") { try frontend().addAlias(uuid: gear.uuid, name) } else { try frontend().removeAlias(uuid: gear.uuid, name) }
+            }
+            return ok()
+        case "aliases":
+            let record = try frontend().frontend(try gears.gear(try uuid()).uuid)
+            return clientResult(AgentValue.array((record?.aliases ?? []).map(AgentValue.string)).jsonText())
+        case "ssl-cert-add":
+            try frontend().addSSLCert(uuid: try gears.gear(try uuid()).uuid, chain: try args.require("--with-ssl-cert"),
+                                      key: try args.require("--with-priv-key"), alias: try args.require("--with-alias-name"),
+                                      passphrase: args.string("--with-passphrase") ?? "")
+            return ok()
+        case "ssl-cert-remove":
+            try frontend().removeSSLCert(uuid: try gears.gear(try uuid()).uuid, alias: try args.require("--with-alias-name"))
+            return ok()
+        case "frontend-backup", "frontend-to-hash":
+            return clientResult(try frontend().backup(uuid: try gears.gear(try uuid()).uuid))
+        case "frontend-restore":
+            let gear = try gears.gear(try uuid())
+            let allowed = Set((1...127).compactMap { GearAddress.ip(uid: gear.identity.uid, host: $0) })
+            try frontend().restore(uuid: gear.uuid, appUUID: gear.appUUID, gearName: gear.gearName, namespace: gear.namespace,
+                                   document: try args.require("--with-backup"), allowedIPs: allowed)
+            return ok()
+        case "frontend-sts":
+            let maxAge = args.string("--with-max-age").flatMap { Int($0) } ?? 15_768_000
+            try frontend().sts(uuid: try gears.gear(try uuid()).uuid, maxAge: maxAge)
+            return ok()
+        case "frontend-no-sts":
+            try frontend().sts(uuid: try gears.gear(try uuid()).uuid, maxAge: nil)
+            return ok()
+        case "frontend-get-sts":
+            let record = try frontend().frontend(try gears.gear(try uuid()).uuid)
+            return clientResult(record?.sts.map(String.init) ?? "null")
+        case "env-var-add":
+            let gear = try gears.gear(try uuid())
+            let (key, value) = (try args.require("--with-key"), args.string("--with-value") ?? "")
+            guard EnvDirectory.isValidName(key) else { throw CartridgeDoFailure(code: 2, message: "invalid environment variable name '\(key)'") }
+            guard !value.contains(where: { $0.asciiValue.map { $0 < 32 && $0 != 9 } ?? false }) else {
+                throw CartridgeDoFailure(code: 2, message: "the value of \(key) must not contain control characters")
+            }
+            try EnvDirectory(gear.home + "/.env").write(key, value)
+            return ok()
+        case "env-var-remove":
+            let gear = try gears.gear(try uuid())
+            let key = try args.require("--with-key")
+            guard EnvDirectory.isValidName(key) else { throw CartridgeDoFailure(code: 2, message: "invalid environment variable name '\(key)'") }
+            EnvDirectory(gear.home + "/.env").remove(key)
+            return ok()
+        case "cartridge-list":
+            return ok(context.repository.snapshot.listing)
+        default:
+            return CartridgeDoResult(exitcode: 127, output: "Unsupported action: \(action) is not implemented by this node")
+        }
+    }
+
+    /// `[[path, "ip:port", {options}], ...]` as the broker sends `--with-path-target-options`.
+    static func connections(_ value: AgentValue?) throws(CartridgeDoFailure) -> [Connection] {
+        guard case .array(let rows)? = value else {
+            throw CartridgeDoFailure(code: 2, message: "--with-path-target-options must be an Array of [path, target, options]")
+        }
+        var connections: [Connection] = []
+        for row in rows {
+            guard case .array(let fields) = row, fields.count >= 2, let path = fields[0].string, let target = fields[1].string else {
+                throw CartridgeDoFailure(code: 2, message: "a connection must be [path, target, options], not \(row)")
+            }
+            var options = Connection.Options()
+            for pair in (fields.count > 2 ? fields[2].pairs : nil) ?? [] {
+                let on = pair.value.bool ?? (pair.value.string == "true")
+                switch pair.key.string ?? "" {
+                case "websocket": options.websocket = on
+                case "gone": options.gone = on
+                case "forbidden": options.forbidden = on
+                case "noproxy": options.noproxy = on
+                case "health": options.health = on
+                case "redirect": options.redirect = on
+                case "file": options.file = on
+                case "tohttps": options.tohttps = on
+                case "ssl_to_gear": options.sslToGear = on
+                case "protocols": options.protocols = pair.value.array?.compactMap(\.string) ?? options.protocols
+                default: break
+                }
+            }
+            connections.append(Connection(path: path, target: target, options: options))
+        }
+        return connections
+    }
+
+    static func options(_ options: Connection.Options) -> AgentValue {
+        var pairs: [AgentValue.Pair] = []
+        for (name, on) in [("websocket", options.websocket), ("gone", options.gone), ("forbidden", options.forbidden),
+                           ("noproxy", options.noproxy), ("health", options.health), ("redirect", options.redirect),
+                           ("file", options.file), ("tohttps", options.tohttps), ("ssl_to_gear", options.sslToGear)] where on {
+            pairs.append(.init(.string(name), .bool(true)))
+        }
+        pairs.append(.init(.string("protocols"), .array(options.protocols.map(AgentValue.string))))
+        return .hash(pairs)
+    }
+}
