@@ -1,3 +1,4 @@
+import Agent
 import Cartridges
 import Containment
 import Frontend
@@ -16,6 +17,8 @@ public struct NodeServices {
     public let plugin: any ContainerPlugin
     public let gears: GearManager
     public let frontend: FrontendManager?
+    /// `resource_limits.conf` (rooted in sandbox mode), empty when there is none.
+    public let resourceLimits: [String: String]
 
     /// The frontend plugins this node knows, by `OPENSHIFT_FRONTEND_HTTP_PLUGINS` name.
     static let frontendPlugins: [String: @Sendable (PathLayout) -> any FrontendPlugin] = [
@@ -59,6 +62,12 @@ public struct NodeServices {
                                  exitCode: 2)
         }
         plugin = try factory(layout)
+        let limitsFile = layout.resolve("/etc/openshift/resource_limits.conf")
+        if let text = FileSystem.read(limitsFile), let parsed = try? ResourceLimits(parsing: text, file: limitsFile) {
+            resourceLimits = parsed.values
+        } else {
+            resourceLimits = [:]
+        }
         var chain: [any FrontendPlugin] = []
         for name in layout.configuration.list("OPENSHIFT_FRONTEND_HTTP_PLUGINS") {
             guard let make = Self.frontendPlugins[name] else {
@@ -70,6 +79,21 @@ public struct NodeServices {
                                                          cloudDomain: layout.configuration.string("CLOUD_DOMAIN"))
         gears = GearManager(configuration: layout.configuration, gearBaseDir: layout.gearBaseDir, plugin: plugin, repository: repository,
                             frontend: frontend)
+    }
+}
+
+extension NodeServices {
+    /// What the agent's actions work on, for a node answering to `identity`.
+    public func agentContext(identity: String) -> NodeContext {
+        NodeContext(layout: layout, repository: repository, gears: gears, frontend: frontend, resourceLimits: resourceLimits,
+                    identity: identity)
+    }
+
+    /// This host's name, the default MCollective identity.
+    public static var hostName: String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        gethostname(&buffer, buffer.count - 1)
+        return String(cString: buffer)
     }
 }
 

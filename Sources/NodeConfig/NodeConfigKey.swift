@@ -79,7 +79,15 @@ extension NodeConfigKey {
         .init("OPENSHIFT_CGROUP_ROOT", "/openshift", .string, "Parent cgroup of gear cgroups."),
         .init("PLATFORM_LOG_FILE", "/var/log/openshift/node/platform.log", .path, "Node log file."),
         .init("PLATFORM_LOG_LEVEL", "info", .string, "Node log level: trace, debug, info, notice, warning, error."),
-        .init("MCOLLECTIVE_CONFIG", "/etc/mcollective/server.cfg", .path, "MCollective server configuration."),
+        .init("MCOLLECTIVE_CONFIG", "/etc/mcollective/server.cfg", .path,
+              "MCollective server.cfg (identity, collectives, plugin.psk, broker pool) for the mcollective transport."),
+        .init("AGENT_TRANSPORTS", "mcollective,local", .list,
+              "Transports of the agent: mcollective (when MCOLLECTIVE_CONFIG exists) and local (the Unix socket)."),
+        .init("AGENT_SOCKET", "/var/run/openshift/node-agent.sock", .path,
+              "Unix socket of the local transport (JSON lines); admin commands use it when the daemon runs."),
+        .init("AGENT_MAX_CONCURRENT", "8", .integer, "Agent actions that run at once; more wait in order."),
+        .init("AGENT_ACTION_TIMEOUT", "234", .integer,
+              "Seconds before an action's requester is told it timed out (65% of the DDL's 360 s, as the original)."),
     ]
 
     public static let byName: [String: NodeConfigKey] = Dictionary(uniqueKeysWithValues: all.map { ($0.name, $0) })

@@ -1,5 +1,8 @@
+import Agent
 import ArgumentParser
 import Cartridges
+import Foundation
+import MCollective
 import Frontend
 import Logging
 import NodeCLI
@@ -17,7 +20,7 @@ struct OpenShiftNode: AsyncParsableCommand {
             on SIGHUP, and by itself when the directory changes, and runs until SIGTERM or SIGINT.
             Sandbox mode (no root needed): openshift-node run --root /tmp/node --cartridge-base-path ./cartridges
             """,
-        subcommands: [Run.self, Rescan.self, ConfigSample.self, ApacheConfig.self],
+        subcommands: [Run.self, Rescan.self, ConfigSample.self, ApacheConfig.self, DDL.self],
         defaultSubcommand: Run.self
     )
 }
@@ -61,15 +64,20 @@ struct Run: AsyncParsableCommand {
                 rescans: rescans, logger: logger))
         }
         let wakePort = layout.configuration.integer("FRONTEND_WAKE_PORT")
-        if wakePort > 0 && !noWake {
-            do {
-                let node = try NodeServices(layout: layout)
-                if let frontend = node.frontend {
-                    services.append(WakeService(port: UInt16(clamping: wakePort), gears: node.gears, frontend: frontend, logger: logger))
-                }
-            } catch {
-                logger.warning("idle gears will not be woken: \(error)")
-            }
+        let transports = Set(layout.configuration.list("AGENT_TRANSPORTS"))
+        let needsNode = (wakePort > 0 && !noWake) || !transports.isEmpty
+        let node: NodeServices?
+        do {
+            node = needsNode ? try NodeServices(layout: layout) : nil
+        } catch {
+            logger.warning("gears, the frontend and the agent are off: \(error)")
+            node = nil
+        }
+        if let node, wakePort > 0 && !noWake, let frontend = node.frontend {
+            services.append(WakeService(port: UInt16(clamping: wakePort), gears: node.gears, frontend: frontend, logger: logger))
+        }
+        if let node, !transports.isEmpty {
+            services += try agentServices(node: node, layout: layout, transports: transports, logger: logger)
         }
         let group = ServiceGroup(configuration: .init(
             services: services.map { .init(service: $0) },
@@ -77,6 +85,83 @@ struct Run: AsyncParsableCommand {
             logger: logger))
         try await group.run()
         logger.notice("stopped")
+    }
+}
+
+/// The agent and its transports, as AGENT_TRANSPORTS and MCOLLECTIVE_CONFIG say.
+func agentServices(node: NodeServices, layout: PathLayout, transports: Set<String>, logger: Logger) throws -> [any Service] {
+    let configuration = layout.configuration
+    var services: [any Service] = []
+    var mcollective: ServerConfiguration?
+    let serverConfig = layout.path("MCOLLECTIVE_CONFIG")
+    if transports.contains("mcollective") {
+        if let text = FileSystem.read(serverConfig) {
+            do {
+                mcollective = try ServerConfiguration.parse(text, file: serverConfig, environment: ProcessInfo.processInfo.environment,
+                                                            defaultIdentity: NodeServices.hostName)
+            } catch {
+                printError("\(error)")
+                throw ExitCode(2)
+            }
+        } else {
+            logger.notice("mcollective transport off: \(serverConfig) does not exist")
+        }
+    }
+    let identity = mcollective?.identity ?? NodeServices.hostName
+    let pool = BlockingPool(size: configuration.integer("AGENT_MAX_CONCURRENT"))
+    let agent = OpenShiftAgent(context: node.agentContext(identity: identity), pool: pool,
+                               budgetSeconds: Double(configuration.integer("AGENT_ACTION_TIMEOUT")),
+                               logger: Logger(label: "openshift.agent"))
+    if transports.contains("local") {
+        services.append(LocalAgentService(path: layout.path("AGENT_SOCKET"), handlers: [agent], logger: logger))
+    }
+    if let mcollective {
+        let context = agent.context
+        let processor = RequestProcessor(configuration: mcollective, agents: [agent], facts: {
+            Dictionary(NodeFacts.compute(context).map { ($0.name, $0.value) }, uniquingKeysWith: { _, last in last })
+        }, logger: Logger(label: "openshift.mcollective"))
+        services.append(MCollectiveService(server: MCollectiveServer(processor: processor, maxInFlight: 64,
+                                                                     logger: Logger(label: "openshift.mcollective"))))
+    }
+    return services
+}
+
+/// Runs the MCollective connector as a service of the daemon.
+struct MCollectiveService: Service {
+    let server: MCollectiveServer
+    func run() async throws {
+        // The connector runs until cancelled; a graceful shutdown cancels it (it then
+        // disconnects cleanly).
+        try await cancelWhenGracefulShutdown { await server.run() }
+    }
+}
+
+struct DDL: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ddl",
+        abstract: "Print the openshift agent's DDL, the file mco clients need to call this node.",
+        discussion: "With --install DIR, write DIR/mcollective/agent/openshift.ddl and the 'any' validator plugin that "
+            + "MCollective 2.3+ clients need for the agent's :any inputs (DIR is a client's libdir).")
+
+    @Option(help: "A client libdir to install the DDL and the any validator into.") var install: String?
+
+    func run() throws {
+        let ddl = DDLWriter.ddl(.openshift)
+        guard let install else {
+            print(ddl, terminator: "")
+            return
+        }
+        let files = [
+            "mcollective/agent/openshift.ddl": ddl,
+            "mcollective/validator/any_validator.rb": DDLWriter.anyValidatorRuby,
+            "mcollective/validator/any_validator.ddl": DDLWriter.anyValidatorDDL,
+        ]
+        for (relative, text) in files.sorted(by: { $0.key < $1.key }) {
+            let path = install + "/" + relative
+            try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try text.write(toFile: path, atomically: true, encoding: .utf8)
+            print(path)
+        }
     }
 }
 

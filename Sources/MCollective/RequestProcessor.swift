@@ -1,0 +1,214 @@
+import Agent
+import Foundation
+import Logging
+import Synchronization
+
+/// The MCollective server pipeline for one incoming message, without the network: decode the
+/// envelope, check the psk hash, caller id, age and replay, the filter, dispatch to the agent,
+/// and build the signed reply envelope (reference/message-agent.md B.7).
+///
+/// Every message that is dropped is logged with the reason and counted: the original dropped
+/// silently, so a wrong psk looked like a dead node.
+public final class RequestProcessor: Sendable {
+    public let configuration: ServerConfiguration
+    let agents: [String: any AgentHandler]
+    let facts: @Sendable () -> [String: String]
+    let classes: [String]
+    let logger: Logger
+    let seen = Mutex<[String: Int]>([:])
+    public let counters = Mutex<[String: Int]>([:])
+
+    /// Built-in agents every node answers for, besides the handlers.
+    public static let builtinAgents = ["discovery", "rpcutil"]
+
+    public init(configuration: ServerConfiguration, agents: [any AgentHandler], facts: @escaping @Sendable () -> [String: String],
+                logger: Logger) {
+        self.configuration = configuration
+        self.agents = Dictionary(agents.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        self.facts = facts
+        self.logger = logger
+        if let file = configuration.classesFile, let text = try? String(contentsOfFile: file, encoding: .utf8) {
+            classes = text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        } else {
+            classes = []
+        }
+    }
+
+    public var agentNames: [String] { (Self.builtinAgents + agents.keys).sorted() }
+
+    /// A reply to send: the destination (the request's reply-to) and the encoded envelope.
+    public struct Reply: Sendable {
+        public var destination: String
+        public var body: [UInt8]
+    }
+
+    public enum Outcome: Sendable {
+        case reply(Reply)
+        /// Handled, nothing to send (`process_results` false, or no reply-to).
+        case noReply
+        case dropped(String)
+    }
+
+    func count(_ key: String) { counters.withLock { $0[key, default: 0] += 1 } }
+
+    /// Processes one MESSAGE frame's body; `replyTo` is its `reply-to` header.
+    public func process(body: [UInt8], replyTo: String?, now: Int = Int(Date().timeIntervalSince1970)) async -> Outcome {
+        let outcome = await evaluate(body: body, replyTo: replyTo, now: now)
+        switch outcome {
+        case .dropped(let reason):
+            count("dropped")
+            logger.warning("request dropped", metadata: ["reason": "\(reason)"])
+        case .reply, .noReply:
+            count("answered")
+        }
+        return outcome
+    }
+
+    func evaluate(body: [UInt8], replyTo: String?, now: Int) async -> Outcome {
+        let envelope: RubyHash
+        do {
+            guard let table = try RubyMarshal.load(body, limits: .init(maxBytes: configuration.maxMessageBytes)).dictionary else {
+                return .dropped("the message is not an MCollective envelope (not a Hash)")
+            }
+            envelope = table
+        } catch {
+            return .dropped("undecodable envelope: \(error)")
+        }
+        let requestID = envelope[symbol: "requestid"]?.stringValue ?? ""
+        let sender = envelope[symbol: "senderid"]?.stringValue ?? "?"
+        func drop(_ reason: String) -> Outcome { .dropped("\(reason) (requestid \(requestID), sender \(sender))") }
+
+        guard let inner = envelope[symbol: "body"]?.bytes, let hash = envelope[symbol: "hash"]?.stringValue else {
+            return drop("the envelope has no :body or :hash")
+        }
+        guard PSK.hash(body: inner, psk: configuration.psk) == hash else {
+            return drop("psk hash mismatch: the sender uses another pre-shared key")
+        }
+        let callerID = envelope[symbol: "callerid"]?.stringValue ?? ""
+        guard callerID.range(of: #"^\w+=[\w\.\-]+$"#, options: .regularExpression) != nil else {
+            return drop("invalid caller id '\(callerID.prefix(64))'")
+        }
+        let ttl = envelope[symbol: "ttl"]?.intValue ?? 60
+        let msgtime = envelope[symbol: "msgtime"]?.intValue ?? 0
+        if now - msgtime > ttl { return drop("expired: sent \(now - msgtime) s ago with a ttl of \(ttl) s") }
+        if msgtime - now > ttl { return drop("sent \(msgtime - now) s in the future (clock skew beyond the ttl)") }
+        guard requestID.range(of: #"^[0-9a-f]{32}$"#, options: .regularExpression) != nil else {
+            return drop("invalid request id")
+        }
+
+        guard let agent = envelope[symbol: "agent"]?.stringValue else { return drop("no :agent in the envelope") }
+        let subject = FilterSubject(identity: configuration.identity, agents: agentNames, facts: facts, classes: classes)
+        guard Filter.passes(envelope[symbol: "filter"], subject) else {
+            count("filtered")
+            logger.debug("request not for this node", metadata: ["requestid": "\(requestID)", "agent": "\(agent)"])
+            return .noReply
+        }
+        guard remember(requestID, agent: agent, until: msgtime + ttl, now: now) else {
+            return drop("duplicate request id within its ttl (a replay?)")
+        }
+
+        let request: RubyValue
+        do {
+            request = try RubyMarshal.load(inner, limits: .init(maxBytes: configuration.maxMessageBytes))
+        } catch {
+            return drop("undecodable request body: \(error)")
+        }
+
+        let replyBody: RubyValue
+        switch agent {
+        case "discovery":
+            replyBody = request.stringValue == "ping" ? .str("pong") : .str("Unknown Request: \(request.stringValue ?? "?")")
+        default:
+            guard let table = request.dictionary else { return drop("the \(agent) request body is not a Hash") }
+            let action = table[symbol: "action"]?.stringValue ?? ""
+            let data = table[symbol: "data"] ?? .hash(RubyHash())
+            let processResults = data.dictionary?[symbol: "process_results"]?.boolValue ?? true
+            var inputs = AgentValue(ruby: data)
+            if case .hash(let pairs) = inputs { inputs = .hash(pairs.filter { $0.key.string != "process_results" }) }
+            let agentRequest = AgentRequest(agent: agent, action: action, data: inputs, caller: callerID, requestID: requestID, sender: sender)
+            let reply: AgentReply
+            if agent == "rpcutil" {
+                reply = rpcutil(agentRequest)
+            } else if let handler = agents[agent] {
+                reply = await handler.handle(agentRequest)
+            } else {
+                return drop("unknown agent '\(agent)'")
+            }
+            guard processResults else { return .noReply }
+            replyBody = reply.body.ruby
+        }
+        guard let replyTo, !replyTo.isEmpty else { return .noReply }
+        return .reply(Reply(destination: replyTo, body: replyEnvelope(requestID: requestID, agent: agent, body: replyBody, now: now)))
+    }
+
+    /// `{:senderid, :requestid, :senderagent, :msgtime, :body, :hash}`, as mcollectived writes it.
+    func replyEnvelope(requestID: String, agent: String, body: RubyValue, now: Int) -> [UInt8] {
+        let inner = RubyMarshal.dump(body)
+        let envelope = RubyHash([
+            (key: .symbol("senderid"), value: .str(configuration.identity)),
+            (key: .symbol("requestid"), value: .string(Array(requestID.utf8), .usASCII)),
+            (key: .symbol("senderagent"), value: .str(agent)),
+            (key: .symbol("msgtime"), value: .int(now)),
+            (key: .symbol("body"), value: .string(inner, .binary)),
+            (key: .symbol("hash"), value: .string(Array(PSK.hash(body: inner, psk: configuration.psk).utf8), .usASCII)),
+        ])
+        return RubyMarshal.dump(.hash(envelope))
+    }
+
+    /// Records a request id until its ttl ends; false if it was already seen.
+    func remember(_ requestID: String, agent: String, until expiry: Int, now: Int) -> Bool {
+        seen.withLock { seen in
+            if seen.count > 10_000 { seen = seen.filter { $0.value >= now } }
+            let key = agent + "/" + requestID
+            if let known = seen[key], known >= now { return false }
+            seen[key] = max(expiry, now + 1)
+            return true
+        }
+    }
+
+    // MARK: rpcutil
+
+    /// The parts of `rpcutil` admin tools use: ping, get_fact, get_facts, inventory,
+    /// agent_inventory, collective_info, daemon_stats.
+    func rpcutil(_ request: AgentRequest) -> AgentReply {
+        func ok(_ pairs: KeyValuePairs<String, AgentValue>) -> AgentReply { AgentReply(data: .symbols(pairs)) }
+        switch request.action {
+        case "ping":
+            return ok(["pong": .int(Int(Date().timeIntervalSince1970))])
+        case "get_fact":
+            let name = request.data["fact"]?.string ?? ""
+            return ok(["fact": .string(name), "value": facts()[name].map(AgentValue.string) ?? .null])
+        case "get_facts":
+            let names = (request.data["facts"]?.string ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            let all = facts()
+            return ok(["values": .hash(names.map { .init(.string($0), all[$0].map(AgentValue.string) ?? .null) })])
+        case "inventory":
+            return ok([
+                "agents": .array(agentNames.map(AgentValue.string)),
+                "facts": .strings(facts().mapValues(AgentValue.string)),
+                "classes": .array(classes.map(AgentValue.string)),
+                "version": .string("2.12.5 (openshift-node)"),
+                "data_plugins": .array([]),
+                "main_collective": .string(configuration.mainCollective),
+                "collectives": .array(configuration.collectives.map(AgentValue.string)),
+            ])
+        case "agent_inventory":
+            let rows: [AgentValue] = agentNames.map {
+                .symbols(["agent": .string($0), "name": .string($0), "description": .string("\($0) agent"),
+                          "version": .string("2.0"), "license": .string("ASL 2.0"), "author": .string("openshift-node"),
+                          "timeout": .int(360), "url": .string("https://github.com/openshift/origin-server")])
+            }
+            return ok(["agents": .array(rows)])
+        case "collective_info":
+            return ok(["main_collective": .string(configuration.mainCollective),
+                       "collectives": .array(configuration.collectives.map(AgentValue.string))])
+        case "daemon_stats":
+            let snapshot = counters.withLock { $0 }
+            return ok(["total": .int(snapshot.values.reduce(0, +)), "replies": .int(snapshot["answered"] ?? 0),
+                       "filtered": .int(snapshot["filtered"] ?? 0), "dropped": .int(snapshot["dropped"] ?? 0),
+                       "version": .string("2.12.5 (openshift-node)"), "agents": .array(agentNames.map(AgentValue.string))])
+        default:
+            return .failure(2, "Unknown action '\(request.action)' for agent 'rpcutil'")
+        }
+    }
+}

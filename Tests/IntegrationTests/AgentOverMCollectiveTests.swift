@@ -1,0 +1,181 @@
+import Foundation
+import NodeTestSupport
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Two `openshift-node` daemons on a private ActiveMQ, driven by the real `mco` client, as a
+/// broker drives nodes.
+@Suite("the agent through ActiveMQ and the real mco", .serialized)
+struct AgentOverMCollectiveTests {
+    static let psk = "node-test-psk"
+
+    /// A client libdir with our DDL (and the any validator), and client.cfg files.
+    struct Client {
+        let directory: String
+        let port: Int
+
+        init(directory: String, port: Int) throws {
+            self.directory = directory
+            self.port = port
+            let install = try ProcessRunner.node("openshift-node", ["ddl", "--install", directory + "/lib"])
+            #expect(install.status == 0, "\(install.stderr)")
+            try TestFiles.write(directory + "/client.cfg", Self.config(directory: directory, port: port, psk: psk, libdir: directory + "/lib"))
+            try TestFiles.write(directory + "/wrong-psk.cfg", Self.config(directory: directory, port: port, psk: "not-the-psk", libdir: directory + "/lib"))
+            // A client whose DDL does not check has_gear's uuid, so the node's own check is what answers.
+            let loose = directory + "/loose"
+            _ = try ProcessRunner.node("openshift-node", ["ddl", "--install", loose])
+            let ddlPath = loose + "/mcollective/agent/openshift.ddl"
+            let ddl = (TestFiles.read(ddlPath) ?? "").replacingOccurrences(of: "'^[-a-zA-Z0-9]+$'", with: "'.*'")
+            try TestFiles.write(ddlPath, ddl)
+            try TestFiles.write(directory + "/loose.cfg", Self.config(directory: directory, port: port, psk: psk, libdir: loose))
+        }
+
+        static func config(directory: String, port: Int, psk: String, libdir: String) -> String {
+            """
+            identity = client1.test
+            main_collective = mcollective
+            collectives = mcollective
+            libdir = \(libdir):/usr/share/mcollective/plugins
+            logger_type = console
+            loglevel = warn
+            color = 0
+            securityprovider = psk
+            plugin.psk = \(psk)
+            connector = activemq
+            plugin.activemq.pool.size = 1
+            plugin.activemq.pool.1.host = 127.0.0.1
+            plugin.activemq.pool.1.port = \(port)
+            plugin.activemq.pool.1.user = mcollective
+            plugin.activemq.pool.1.password = marionette
+
+            """
+        }
+
+        func mco(_ arguments: [String], config: String = "client.cfg") throws -> ProcessRunner.Result {
+            try ProcessRunner.run(["/usr/bin/mco"] + arguments + ["--config", directory + "/" + config],
+                                  environment: ["HOME": directory, "PATH": "/usr/bin:/bin"])
+        }
+
+        /// `mco rpc ... -j`, parsed.
+        func rpc(_ arguments: [String], config: String = "client.cfg") throws -> (status: Int32, replies: [[String: Any]], stderr: String) {
+            let result = try mco(["rpc"] + arguments + ["-j", "--np"], config: config)
+            let data = Data(result.stdout.utf8)
+            let replies = (try? JSONSerialization.jsonObject(with: data)) as? [[String: Any]] ?? []
+            return (result.status, replies, result.stderr + result.stdout)
+        }
+    }
+
+    func startNode(_ identity: String, root: String, basePath: String, port: Int) throws -> Daemon {
+        try TestFiles.write(root + "/etc/mcollective/server.cfg", """
+            identity = \(identity)
+            collectives = mcollective
+            securityprovider = psk
+            plugin.psk = \(Self.psk)
+            connector = activemq
+            plugin.activemq.pool.size = 1
+            plugin.activemq.pool.1.host = 127.0.0.1
+            plugin.activemq.pool.1.port = \(port)
+            plugin.activemq.pool.1.user = mcollective
+            plugin.activemq.pool.1.password = marionette
+
+            """)
+        try TestFiles.write(root + "/node.conf", """
+            FRONTEND_WAKE_PORT=0
+            OPENSHIFT_FRONTEND_HTTP_PLUGINS=
+            AGENT_TRANSPORTS=mcollective
+            CARTRIDGE_RESCAN_DEBOUNCE_MS=200
+            GEAR_MIN_UID=\(Int.random(in: 2000...60000))
+
+            """)
+        return try Daemon(root: root, basePath: basePath, config: root + "/node.conf")
+    }
+
+    @Test("mco ping, echo, the repository listing, a rescan without restart, gears, a wrong psk, invalid input",
+          .enabled(if: Prerequisites.inCI || (ActiveMQ.isInstalled && access("/usr/bin/mco", X_OK) == 0)),
+          .timeLimit(.minutes(3)))
+    func brokerDrivesTwoNodes() async throws {
+        try #require(ActiveMQ.isInstalled, "activemq is not installed (.ci/setup installs it)")
+        try #require(access("/usr/bin/mco", X_OK) == 0, "mco is not installed (.ci/setup installs mcollective-client)")
+        let scratch = ScratchNode("mco-test")
+        defer { scratch.destroy() }
+        let broker = try ActiveMQ.start()
+        defer { broker.stop() }
+
+        let shipped = String(#filePath[..<#filePath.range(of: "/Tests/")!.lowerBound]) + "/cartridges"
+        let base1 = scratch.root + "/base1"
+        let base2 = scratch.root + "/base2"
+        try TestFiles.makeDirectories(base2)
+        try TestFiles.makeDirectories(base1)
+        #expect(try ProcessRunner.run(["/bin/cp", "-a", shipped + "/mock", base1 + "/mock"]).status == 0)
+        try CartridgeBuilder(name: "other").write(into: base2)
+
+        let node1 = try startNode("node1.test", root: scratch.root + "/n1", basePath: base1, port: broker.port)
+        let node2 = try startNode("node2.test", root: scratch.root + "/n2", basePath: base2, port: broker.port)
+        let client = try Client(directory: scratch.root + "/client", port: broker.port)
+
+        // mco ping lists both nodes (once both have subscribed).
+        var ping = ""
+        let bothAnswer = try await eventually(within: 30) {
+            ping = try client.mco(["ping", "-t", "1"]).stdout
+            return ping.contains("node1.test") && ping.contains("node2.test")
+        }
+        #expect(bothAnswer, "mco ping: \(ping)\nnode1: \(node1.logText)")
+
+        // echo from both, by discovery.
+        let echo = try client.rpc(["openshift", "echo", "msg=foo", "--dt", "1"])
+        #expect(echo.status == 0, "\(echo.stderr)")
+        #expect(Set(echo.replies.compactMap { $0["sender"] as? String }) == ["node1.test", "node2.test"])
+        for reply in echo.replies {
+            #expect(reply["statuscode"] as? Int == 0)
+            #expect((reply["data"] as? [String: Any])?["msg"] as? String == "foo")
+        }
+
+        // node1's repository, in the tuple format.
+        func listing() throws -> String {
+            let list = try client.rpc(["openshift", "cartridge_repository", "action=list", "-I", "node1.test", "-t", "10"])
+            return ((list.replies.first?["data"] as? [String: Any])?["output"] as? String) ?? "no reply: \(list.stderr)"
+        }
+        #expect(try listing() == "(redhat, mock, 0.1, 0.0.1)\n(redhat, mock, 0.2, 0.0.1)\n(redhat, mock, 0.3, 0.0.1)\n(redhat, mock, 0.4, 0.0.1)\n")
+
+        // A cartridge copied into node1's base path is listed without a restart.
+        try CartridgeBuilder(name: "late", versions: ["2.0"]).write(into: scratch.root + "/staging")
+        #expect(rename(scratch.root + "/staging/late", base1 + "/late") == 0)
+        var latest = ""
+        #expect(try await eventually(within: 20) {
+            latest = try listing()
+            return latest.contains("(redhat, late, 2.0, 0.0.1)")
+        }, "\(latest)")
+
+        // A real gear through cartridge_do, then gone again.
+        let args = #"args={"--with-container-uuid":"mcogear1","--with-app-name":"app","--with-namespace":"ns"}"#
+        let create = try client.rpc(["openshift", "cartridge_do", "action=app-create", "cartridge=mock", args, "-I", "node1.test", "-t", "60"])
+        let created = create.replies.first?["data"] as? [String: Any]
+        #expect(created?["exitcode"] as? Int == 0, "\(create.stderr)")
+        #expect(TestFiles.exists(scratch.root + "/n1/var/lib/openshift/mcogear1"))
+        let has = try client.rpc(["openshift", "has_gear", "uuid=mcogear1", "--dt", "1"])
+        let answers = Dictionary(uniqueKeysWithValues: has.replies.compactMap { reply -> (String, Bool)? in
+            guard let sender = reply["sender"] as? String, let output = (reply["data"] as? [String: Any])?["output"] as? Bool else { return nil }
+            return (sender, output)
+        })
+        #expect(answers == ["node1.test": true, "node2.test": false])
+        let destroy = try client.rpc(["openshift", "cartridge_do", "action=app-destroy", "cartridge=mock", args, "-I", "node1.test", "-t", "60"])
+        #expect((destroy.replies.first?["data"] as? [String: Any])?["exitcode"] as? Int == 0, "\(destroy.stderr)")
+        #expect(!TestFiles.exists(scratch.root + "/n1/var/lib/openshift/mcogear1"))
+
+        // A client with the wrong psk gets no answer, and the node says why.
+        let wrong = try client.rpc(["openshift", "echo", "msg=foo", "-I", "node1.test", "-t", "2"], config: "wrong-psk.cfg")
+        #expect(wrong.replies.isEmpty, "\(wrong.replies)")
+        #expect(await eventually(within: 5) { node1.logText.contains("psk hash mismatch") }, "\(node1.logText)")
+
+        // Invalid input: statuscode 4 with the original's message, from the node itself.
+        let invalid = try client.rpc(["openshift", "has_gear", "uuid=../etc", "-I", "node1.test", "-t", "10"], config: "loose.cfg")
+        #expect(invalid.replies.first?["statuscode"] as? Int == 4, "\(invalid.stderr)")
+        #expect(invalid.replies.first?["statusmsg"] as? String == "Cannot validate input uuid: value should match ^[-a-zA-Z0-9]+$")
+
+        #expect(node1.stop() == 0, "\(node1.logText)")
+        #expect(node2.stop() == 0)
+    }
+}
