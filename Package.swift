@@ -105,7 +105,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "oo-devel-node",
-            dependencies: ["NodeCLI", "Gears", "Frontend", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["NodeCLI", "Gears", "Frontend", "Agent", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(
             name: "oo-admin-ctl-gears",

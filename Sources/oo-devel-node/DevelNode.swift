@@ -1,3 +1,4 @@
+import Agent
 import ArgumentParser
 import Foundation
 import Frontend
@@ -21,7 +22,7 @@ struct DevelNode: ParsableCommand {
                       StartCommand.self, StopCommand.self, RestartCommand.self, StatusCommand.self, TidyCommand.self,
                       FrontendConnect.self, FrontendDisconnect.self, FrontendConnections.self, AddAlias.self, RemoveAlias.self,
                       FrontendIdle.self, FrontendUnidle.self, FrontendCheckIdle.self, SSLCertAdd.self, SSLCertRemove.self,
-                      FrontendBackup.self, FrontendRestore.self])
+                      FrontendBackup.self, FrontendRestore.self, AgentCall.self])
 }
 
 struct GearOptions: ParsableArguments {
@@ -334,4 +335,59 @@ struct FrontendRestore: ParsableCommand {
             return ""
         }
     }
+}
+
+// MARK: Any agent action
+
+struct AgentCall: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "agent",
+        abstract: "Call any action of the openshift agent, as the broker would (mco rpc style).",
+        discussion: """
+            Goes through the running daemon's local socket (AGENT_SOCKET) when it listens, otherwise runs \
+            the action in this process. Prints the reply as JSON; exits 0 when statuscode is 0, else 1.
+            Examples:
+              oo-devel-node agent echo msg=hello --root /tmp/node
+              oo-devel-node agent cartridge_repository action=list --root /tmp/node
+              oo-devel-node agent cartridge_do action=app-create cartridge=mock 'args={"--with-container-uuid":"g1"}' --root /tmp/node
+            """)
+
+    @Argument(help: "The action, e.g. echo, cartridge_do, get_facts.") var action: String
+    @Argument(help: "Inputs as key=value; :any inputs (args, facts) take JSON.") var inputs: [String] = []
+    @Flag(name: .customLong("in-process"), help: "Do not use the daemon's socket even if it listens.") var inProcess = false
+    @OptionGroup var node: NodeOptions
+
+    func run() throws {
+        try runReportingFailures {
+            let layout = try node.layout()
+            let data = try AgentClient.inputs(inputs, action: action)
+            var reply: AgentReply?
+            var route = AgentClient.Route.daemon
+            if !inProcess { reply = AgentClient.viaSocket(layout.path("AGENT_SOCKET"), action: action, data: data) }
+            if reply == nil {
+                route = .inProcess
+                let services = try NodeServices(layout: layout)
+                let agent = OpenShiftAgent(context: services.agentContext(identity: NodeServices.hostName),
+                                           pool: BlockingPool(size: 2),
+                                           budgetSeconds: Double(layout.configuration.integer("AGENT_ACTION_TIMEOUT")))
+                let request = AgentRequest(action: action, data: data)
+                let box = ReplyBox()
+                let done = DispatchSemaphore(value: 0)
+                Task {
+                    box.reply = await agent.handle(request)
+                    done.signal()
+                }
+                done.wait()
+                reply = box.reply
+            }
+            guard let reply else { throw CommandFailure("no reply", exitCode: 5) }
+            printLine(AgentValue.symbols(["statuscode": .int(reply.statuscode), "statusmsg": .string(reply.statusmsg),
+                                          "data": reply.data, "route": .string(route.rawValue)]).jsonText())
+            if reply.statuscode != 0 { throw ExitCode(1) }
+        }
+    }
+}
+
+final class ReplyBox: @unchecked Sendable {
+    var reply: AgentReply?
 }
