@@ -109,12 +109,12 @@ let package = Package(
         ),
         .executableTarget(
             name: "oo-admin-ctl-gears",
-            dependencies: ["NodeCLI", "Gears", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["NodeCLI", "Gears", "Frontend", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(
             name: "node-bench",
             dependencies: [
-                "Cartridges", "NodeConfig", "NodeTestSupport", "Gears", "Containment", "Frontend",
+                "Cartridges", "NodeConfig", "NodeTestSupport", "Gears", "Containment", "Frontend", "MCollective",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]

@@ -18,6 +18,8 @@ public enum ApacheConfiguration {
         RequestHeader set X-Forwarded-Proto "\(scheme)"
         RequestHeader set X-Forwarded-Port "\(port)"
         RequestHeader set X-Client-IP "%{REMOTE_ADDR}s"
+        # One line per routed request: the gear and the time, for the idler's last-access records.
+        CustomLog "\(mapDirectory)/\(LastAccess.logName)" "%{OO_GEAR}e %{sec}t" env=OO_GEAR
 
         # host = lower-cased Host without :port; an alias resolves to its gear's fqdn.
         RewriteCond ${oo_lc:%{HTTP_HOST}} ^([^:]+)
@@ -53,15 +55,15 @@ public enum ApacheConfiguration {
             text += """
             RewriteCond %{ENV:OO_DEST} ^$
             RewriteCond %{REQUEST_URI} ^((?:/[^/]+){\(depth)})
-            RewriteCond ${oo_routes:%{ENV:OO_HOST}%1|NONE} ^([^|]+)\\|
-            RewriteRule ^(?:/[^/]+){\(depth)}(.*)$ - [E=OO_DEST:%1,E=OO_REST:$1]
+            RewriteCond ${oo_routes:%{ENV:OO_HOST}%1|NONE} ^([^|]+)\\|[^|]*\\|([^|]+)$
+            RewriteRule ^(?:/[^/]+){\(depth)}(.*)$ - [E=OO_DEST:%1,E=OO_GEAR:%2,E=OO_REST:$1]
 
             """
         }
         text += """
         RewriteCond %{ENV:OO_DEST} ^$
-        RewriteCond ${oo_routes:%{ENV:OO_HOST}|NONE} ^([^|]+)\\|
-        RewriteRule ^(.*)$ - [E=OO_DEST:%1,E=OO_REST:$1]
+        RewriteCond ${oo_routes:%{ENV:OO_HOST}|NONE} ^([^|]+)\\|[^|]*\\|([^|]+)$
+        RewriteRule ^(.*)$ - [E=OO_DEST:%1,E=OO_GEAR:%2,E=OO_REST:$1]
 
         # Dispatch on the destination.
         RewriteCond %{ENV:OO_DEST} ^$

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Frontend
 import Gears
 import NodeCLI
 
@@ -7,7 +8,7 @@ import NodeCLI
 @main
 struct AdminCtlGears: ParsableCommand {
     enum Command: String, ExpressibleByArgument, CaseIterable {
-        case list, status, start, stop, restart, idle, unidle
+        case list, status, start, stop, restart, idle, unidle, unused
     }
 
     static let configuration = CommandConfiguration(
@@ -17,9 +18,12 @@ struct AdminCtlGears: ParsableCommand {
             Without UUIDs, start/stop/restart act on every gear and skip the ones a user stopped (stop lock), as \
             the node does at boot; with UUIDs they act on those gears and count as the user's own request. \
             Each gear prints [ OK ] or [ FAILED ]; any failure exits 254.
+            `unused --for SECONDS` prints the running gears nobody requested through the frontend for that long \
+            (or ever): the candidates for `idle`.
             """)
 
-    @Argument(help: "list, status, start, stop, restart, idle or unidle.") var command: Command
+    @Argument(help: "list, status, start, stop, restart, idle, unidle or unused.") var command: Command
+    @Option(name: .customLong("for"), help: "With unused: seconds without a request (default one day).") var unusedFor = 86_400
     @Argument(help: "Gear uuids (default: all gears).") var uuids: [String] = []
     @Flag(help: "Machine-readable output.") var json = false
     @OptionGroup var node: NodeOptions
@@ -49,6 +53,18 @@ struct AdminCtlGears: ParsableCommand {
                         printLine("\(status.uuid) uid=\(status.uid) state=\(status.state.rawValue)\(status.stopLock ? " stop_lock" : "") "
                             + "selinux=\(status.selinux) mcs=\(status.mcsLabel ?? "-") cartridges=\(status.cartridges.joined(separator: ","))")
                     }
+                }
+            case .unused:
+                let records = LastAccess(mapDirectory: services.layout.path("OPENSHIFT_HTTP_CONF_DIR"),
+                                         directory: services.layout.path("LAST_ACCESS_DIR"))
+                do { try records.update() } catch { throw CommandFailure(error) }
+                let cutoff = Int(Date().timeIntervalSince1970) - unusedFor
+                let running = gears.filter { ![.idle, .stopped].contains(manager.state($0)) }
+                let unused = running.filter { (records.lastAccess($0.uuid) ?? 0) < cutoff }
+                if json {
+                    printLine(Listing.json(unused.map { ["uuid": $0.uuid, "last_access": records.lastAccess($0.uuid).map(String.init) ?? "never"] }))
+                } else {
+                    for gear in unused { printLine("\(gear.uuid) last_access=\(records.lastAccess(gear.uuid).map(String.init) ?? "never")") }
                 }
             case .idle, .unidle:
                 guard explicit else { throw CommandFailure("\(command.rawValue) needs the gears' uuids", exitCode: 2) }

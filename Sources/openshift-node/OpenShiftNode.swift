@@ -76,6 +76,10 @@ struct Run: AsyncParsableCommand {
         if let node, wakePort > 0 && !noWake, let frontend = node.frontend {
             services.append(WakeService(port: UInt16(clamping: wakePort), gears: node.gears, frontend: frontend, logger: logger))
         }
+        if let node, node.frontend != nil {
+            services.append(LastAccessService(records: LastAccess(mapDirectory: layout.path("OPENSHIFT_HTTP_CONF_DIR"),
+                                                                  directory: layout.path("LAST_ACCESS_DIR")), logger: logger))
+        }
         if let node, !transports.isEmpty {
             services += try agentServices(node: node, layout: layout, transports: transports, logger: logger)
         }

@@ -106,6 +106,21 @@ struct ApacheRoutingTests {
         #expect(!TestFiles.exists(lab.dir + "/state/ssl/secure.one.org.key"))
     }
 
+    @Test("each routed request records its gear's last access; gears nobody asked for have none", .timeLimit(.minutes(1)))
+    func lastAccess() async throws {
+        try #require(access("/usr/sbin/apache2", X_OK) == 0, "apache2 is not installed (.ci/setup installs it)")
+        let lab = try Lab()
+        #expect(await eventually(within: 10) { lab.get("one-ns.example.com")?.body == "backend one\n" })
+        let records = LastAccess(mapDirectory: lab.dir + "/maps", directory: lab.dir + "/last_access")
+        let now = Int(Date().timeIntervalSince1970)
+        #expect(try records.update() >= 1)
+        #expect(abs((records.lastAccess("g1") ?? 0) - now) <= 5)
+        #expect(records.lastAccess("g2") == nil, "g2 has no route and was never requested")
+        #expect(try records.update() == 0, "lines are read once")
+        _ = lab.get("nosuch.example.com")
+        #expect(try records.update() == 0, "an unrouted request names no gear")
+    }
+
     @Test("a WebSocket upgrade is tunnelled to the gear and frames flow both ways", .timeLimit(.minutes(1)))
     func websocket() async throws {
         try #require(access("/usr/sbin/apache2", X_OK) == 0, "apache2 is not installed (.ci/setup installs it)")

@@ -1,0 +1,100 @@
+import NodeConfig
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// When each gear was last requested through the frontend, so an idler can pick the gears
+/// nobody uses.
+///
+/// Apache appends `<gear uuid> <epoch seconds>` for every routed request to
+/// `<map directory>/last_access.log`; `update()` reads what was appended since its last call
+/// (the offset is kept beside the records, so it survives restarts and a truncated or rotated
+/// log is read from its start) and keeps the latest time per gear as one file per gear in
+/// `LAST_ACCESS_DIR`, written temp-then-rename.
+public struct LastAccess: Sendable {
+    public static let logName = "last_access.log"
+    public let logPath: String
+    public let directory: String
+
+    public init(mapDirectory: String, directory: String) {
+        logPath = mapDirectory + "/" + Self.logName
+        self.directory = directory
+    }
+
+    var offsetPath: String { directory + "/.offset" }
+
+    /// Folds the new log lines into the records; returns how many lines were read.
+    @discardableResult
+    public func update() throws(FrontendError) -> Int {
+        if mkdir(directory, 0o755) != 0 && errno != EEXIST { throw .io(step: "create", path: directory, errno: errno) }
+        let fd = open(logPath, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return 0 }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw .io(step: "stat", path: logPath, errno: errno) }
+        var offset = Int(FileSystem.read(offsetPath)?.split(separator: " ").first ?? "") ?? 0
+        let inode = FileSystem.read(offsetPath)?.split(separator: " ").dropFirst().first.flatMap { UInt64($0) }
+        if offset > Int(info.st_size) || (inode != nil && inode != UInt64(info.st_ino)) { offset = 0 }
+        let length = Int(info.st_size) - offset
+        guard length > 0 else { return 0 }
+        var bytes = [UInt8](repeating: 0, count: length)
+        let n = pread(fd, &bytes, length, off_t(offset))
+        guard n > 0 else { return 0 }
+        // Only whole lines; a line still being written is read next time.
+        guard let lastNewline = bytes[0..<n].lastIndex(of: UInt8(ascii: "\n")) else { return 0 }
+        var latest: [String: Int] = [:]
+        var lines = 0
+        for line in bytes[0...lastNewline].split(separator: UInt8(ascii: "\n")) {
+            lines += 1
+            let fields = line.split(separator: UInt8(ascii: " "))
+            guard fields.count == 2, let time = Int(String(decoding: fields[1], as: UTF8.self)) else { continue }
+            let uuid = String(decoding: fields[0], as: UTF8.self)
+            guard Self.isGearName(uuid) else { continue }
+            latest[uuid] = max(latest[uuid] ?? 0, time)
+        }
+        for (uuid, time) in latest where time > (lastAccess(uuid) ?? 0) {
+            try write(directory + "/" + uuid, "\(time)\n")
+        }
+        try write(offsetPath, "\(offset + lastNewline + 1) \(info.st_ino)\n")
+        return lines
+    }
+
+    /// The last request time of a gear (epoch seconds), nil if none was recorded.
+    public func lastAccess(_ uuid: String) -> Int? {
+        guard Self.isGearName(uuid) else { return nil }
+        return FileSystem.read(directory + "/" + uuid).flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+    }
+
+    /// Forgets a destroyed gear.
+    public func remove(_ uuid: String) {
+        if Self.isGearName(uuid) { unlink(directory + "/" + uuid) }
+    }
+
+    static func isGearName(_ name: String) -> Bool {
+        !name.isEmpty && name.count <= 64 && name.utf8.allSatisfy { $0 == UInt8(ascii: "-") || ($0 >= 48 && $0 <= 57) || ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) }
+    }
+
+    func write(_ path: String, _ text: String) throws(FrontendError) {
+        let temp = path + ".tmp"
+        let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw .io(step: "create", path: temp, errno: errno) }
+        let bytes = Array(text.utf8)
+        let written = Glibc.write(fd, bytes, bytes.count)
+        close(fd)
+        guard written == bytes.count, rename(temp, path) == 0 else { throw .io(step: "write", path: path, errno: errno) }
+    }
+}
+
+private extension String {
+    func trimmingCharacters(in set: Set<Character>) -> String {
+        var s = Substring(self)
+        while let first = s.first, set.contains(first) { s.removeFirst() }
+        while let last = s.last, set.contains(last) { s.removeLast() }
+        return String(s)
+    }
+}
+
+private extension Set where Element == Character {
+    static let whitespacesAndNewlines: Set<Character> = [" ", "\n", "\t", "\r"]
+}
