@@ -127,6 +127,53 @@ struct AgentTests {
         #expect((await node.call("has_gear", ["uuid": .string("agentgear1")])).data["output"] == .bool(false))
     }
 
+    @Test("the broker's access: ssh keys, the auth token, user variables, deployment settings")
+    func gearAccess() async throws {
+        let node = try AgentNode()
+        defer { node.destroy() }
+        _ = await node.cartridgeDo("app-create", ["--with-container-uuid": "keygear1"])
+        let home = node.agent.context.layout.gearBaseDir + "/keygear1"
+        let key = "AAAAB3NzaC1yc2EAAAADAQABAAABAQC7"
+        let add = await node.cartridgeDo("authorized-ssh-key-add", ["--with-container-uuid": "keygear1", "--with-ssh-key": key,
+                                                                     "--with-ssh-key-type": "ssh-rsa", "--with-ssh-key-comment": "default"])
+        #expect(add.data["exitcode"] == .int(0), "\(add)")
+        #expect(TestFiles.read(home + "/.ssh/authorized_keys")
+                == "command=\"/usr/bin/oo-trap-user\",no-X11-forwarding ssh-rsa \(key) OPENSHIFT-keygear1-default\n")
+        let keys = await node.call("get_all_gears_sshkeys")
+        #expect(keys.data["output"]?["keygear1"]?.array?.first?.string?.hasPrefix("OPENSHIFT-keygear1-default::") == true)
+        let hostile = await node.cartridgeDo("authorized-ssh-key-add", ["--with-container-uuid": "keygear1",
+                                                                         "--with-ssh-key": "AAAA\nssh-rsa BBBB evil", "--with-ssh-key-comment": "x"])
+        #expect(hostile.data["exitcode"] == .int(1) && TestFiles.read(home + "/.ssh/authorized_keys")?.split(separator: "\n").count == 1)
+        let remove = await node.cartridgeDo("authorized-ssh-key-remove", ["--with-container-uuid": "keygear1", "--with-ssh-key": key])
+        #expect(remove.data["exitcode"] == .int(0) && TestFiles.read(home + "/.ssh/authorized_keys") == "")
+
+        _ = await node.cartridgeDo("broker-auth-key-add", ["--with-container-uuid": "keygear1", "--with-iv": "aXY=", "--with-token": "dG9rZW4="])
+        #expect(TestFiles.read(home + "/.auth/token") == "dG9rZW4=")
+        let withToken = await node.call("get_all_gears", ["with_broker_key_auth": .bool(true)])
+        #expect(withToken.data["output"]?.pairs?.count == 1)
+
+        let set = await node.cartridgeDo("user-var-add", ["--with-container-uuid": "keygear1",
+                                                          "--with-variables": #"[{"name":"GREETING","value":"hi there"}]"#])
+        #expect(set.data["exitcode"] == .int(0), "\(set)")
+        let list = await node.cartridgeDo("user-var-list", ["--with-container-uuid": "keygear1"])
+        #expect(list.data["output"] == .string("\nCLIENT_RESULT: {\"GREETING\":\"hi there\"}\n"))
+        let reserved = await node.cartridgeDo("user-var-add", ["--with-container-uuid": "keygear1",
+                                                               "--with-variables": #"[{"name":"OPENSHIFT_GEAR_UUID","value":"x"}]"#])
+        #expect(reserved.data["exitcode"] == .int(1))
+        let none = await node.cartridgeDo("user-var-remove", ["--with-container-uuid": "keygear1"])
+        #expect(none.data["exitcode"] == .int(-1))
+        _ = await node.cartridgeDo("user-var-remove", ["--with-container-uuid": "keygear1", "--with-keys": "GREETING"])
+        #expect((await node.cartridgeDo("user-var-list", ["--with-container-uuid": "keygear1"])).data["output"] == .string("\nCLIENT_RESULT: {}\n"))
+
+        let configure = await node.call("cartridge_do", ["cartridge": .string("mock"), "action": .string("update-configuration"), "args": .hash([
+            .init(.string("--with-container-uuid"), .string("keygear1")),
+            .init(.string("--with-config"), .hash([.init(.string("auto_deploy"), .bool(false)), .init(.string("keep_deployments"), .int(3))])),
+        ])])
+        #expect(configure.data["exitcode"] == .int(0), "\(configure)")
+        #expect(TestFiles.read(home + "/.env/OPENSHIFT_KEEP_DEPLOYMENTS") == "3")
+        _ = await node.cartridgeDo("app-destroy", ["--with-container-uuid": "keygear1"])
+    }
+
     @Test("mco's args=TEXT arrives as a String: a JSON object is accepted, anything else is a clear error")
     func argsAsJSONText() async throws {
         let node = try AgentNode()

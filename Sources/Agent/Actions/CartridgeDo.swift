@@ -236,9 +236,96 @@ extension OpenShiftAgent {
             return ok()
         case "cartridge-list":
             return ok(context.repository.snapshot.listing)
+        case "authorized-ssh-key-add":
+            let key = SSHKey(type: args.string("--with-ssh-key-type") ?? "ssh-rsa", key: try args.require("--with-ssh-key"),
+                             comment: args.string("--with-ssh-key-comment") ?? "")
+            try gears.changeSSHKeys(try uuid(), add: [key])
+            return ok()
+        case "authorized-ssh-key-remove":
+            try gears.changeSSHKeys(try uuid(), remove: [try args.require("--with-ssh-key")])
+            return ok()
+        case "authorized-ssh-key-batch-add", "authorized-ssh-keys-replace":
+            let keys = try Self.sshKeys(args.values["--with-ssh-keys"])
+            try gears.changeSSHKeys(try uuid(), add: keys, replacingAll: action == "authorized-ssh-keys-replace")
+            return ok()
+        case "authorized-ssh-key-batch-remove":
+            try gears.changeSSHKeys(try uuid(), remove: try Self.sshKeys(args.values["--with-ssh-keys"]).map(\.key))
+            return ok()
+        case "broker-auth-key-add":
+            try gears.setBrokerAuth(try uuid(), iv: try args.require("--with-iv"), token: try args.require("--with-token"))
+            return ok()
+        case "broker-auth-key-remove":
+            try gears.setBrokerAuth(try uuid(), iv: nil, token: nil)
+            return ok()
+        case "user-var-add":
+            let variables = try Self.userVariables(args.string("--with-variables"))
+            let otherGears = args.string("--with-gears") ?? ""
+            if variables.isEmpty && otherGears.isEmpty { return CartridgeDoResult(exitcode: -1, output: "no variables given\n") }
+            try gears.changeUserVariables(try uuid(), set: variables)
+            return ok(otherGears.isEmpty ? "" : "CLIENT_MESSAGE: the variables were set on this gear only: pushing them to the app's other gears is not supported by this node\n")
+        case "user-var-remove":
+            let keys = args.strings("--with-keys")
+            if keys.isEmpty { return CartridgeDoResult(exitcode: -1, output: "no variable names given\n") }
+            try gears.changeUserVariables(try uuid(), remove: keys)
+            return ok()
+        case "user-var-list":
+            var variables = try gears.userVariables(try uuid())
+            let wanted = args.strings("--with-keys")
+            if !wanted.isEmpty { variables = variables.filter { wanted.contains($0.key) } }
+            return clientResult(AgentValue.strings(variables.mapValues(AgentValue.string)).jsonText())
+        case "update-configuration":
+            let gear = try gears.gear(try uuid())
+            guard let config = args.values["--with-config"], case .hash = config else {
+                throw CartridgeDoFailure(code: 2, message: "--with-config must be a Hash of auto_deploy, deployment_branch, keep_deployments, deployment_type")
+            }
+            let env = EnvDirectory(gear.home + "/.env")
+            for (key, name) in [("auto_deploy", "OPENSHIFT_AUTO_DEPLOY"), ("deployment_branch", "OPENSHIFT_DEPLOYMENT_BRANCH"),
+                                ("keep_deployments", "OPENSHIFT_KEEP_DEPLOYMENTS"), ("deployment_type", "OPENSHIFT_DEPLOYMENT_TYPE")] {
+                guard let value = config[key], !value.isNull else { continue }
+                let text: String
+                switch value {
+                case .bool(let b): text = String(b)
+                case .int(let n): text = String(n)
+                default: text = value.string ?? ""
+                }
+                guard text.range(of: #"^[A-Za-z0-9_.\-/]{1,128}$"#, options: .regularExpression) != nil else {
+                    throw CartridgeDoFailure(code: 2, message: "invalid \(key) '\(text.prefix(64))'")
+                }
+                try env.write(name, text)
+            }
+            return ok()
         default:
             return CartridgeDoResult(exitcode: 127, output: "Unsupported action: \(action) is not implemented by this node")
         }
+    }
+
+    /// `--with-ssh-keys`: `[{"key" (or "content"), "type", "comment"}, ...]`.
+    static func sshKeys(_ value: AgentValue?) throws(CartridgeDoFailure) -> [SSHKey] {
+        guard case .array(let entries)? = value else {
+            throw CartridgeDoFailure(code: 2, message: "--with-ssh-keys must be an Array of {key, type, comment}")
+        }
+        return try entries.map { entry throws(CartridgeDoFailure) -> SSHKey in
+            guard let key = entry["key"]?.string ?? entry["content"]?.string else {
+                throw CartridgeDoFailure(code: 2, message: "an ssh key entry has no key: \(entry)")
+            }
+            return SSHKey(type: entry["type"]?.string ?? "ssh-rsa", key: key, comment: entry["comment"]?.string ?? "")
+        }
+    }
+
+    /// `--with-variables`: JSON text `[{"name": ..., "value": ...}, ...]`.
+    static func userVariables(_ text: String?) throws(CartridgeDoFailure) -> [String: String] {
+        guard let text, !text.isEmpty else { return [:] }
+        guard let parsed = try? AgentValue.parse(json: text), case .array(let entries) = parsed else {
+            throw CartridgeDoFailure(code: 2, message: "--with-variables must be JSON: [{\"name\": ..., \"value\": ...}]")
+        }
+        var variables: [String: String] = [:]
+        for entry in entries {
+            guard let name = entry["name"]?.string, let value = entry["value"]?.string else {
+                throw CartridgeDoFailure(code: 2, message: "a variable needs a name and a value: \(entry)")
+            }
+            variables[name] = value
+        }
+        return variables
     }
 
     /// `[[path, "ip:port", {options}], ...]` as the broker sends `--with-path-target-options`.
