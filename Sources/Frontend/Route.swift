@@ -46,6 +46,34 @@ public struct Connection: Sendable, Codable, Equatable, Hashable {
             case websocket, gone, forbidden, noproxy, health, redirect, file, tohttps, protocols
             case sslToGear = "ssl_to_gear"
         }
+
+        /// The flags by the original's option names, in its order.
+        public static let flagNames = ["websocket", "gone", "forbidden", "noproxy", "health", "redirect", "file", "tohttps", "ssl_to_gear"]
+
+        /// Sets a flag by its option name; false when there is no such option.
+        @discardableResult
+        public mutating func set(_ name: String, _ on: Bool = true) -> Bool {
+            switch name {
+            case "websocket": websocket = on
+            case "gone": gone = on
+            case "forbidden": forbidden = on
+            case "noproxy": noproxy = on
+            case "health": health = on
+            case "redirect": redirect = on
+            case "file": file = on
+            case "tohttps": tohttps = on
+            case "ssl_to_gear": sslToGear = on
+            default: return false
+            }
+            return true
+        }
+
+        /// Whether the named flag is set (false for an unknown name).
+        public func isSet(_ name: String) -> Bool {
+            var probe = self
+            guard probe.set(name, false) else { return false }
+            return probe != self
+        }
     }
 
     public init(path: String, target: String, options: Options = .init()) {

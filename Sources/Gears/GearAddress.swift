@@ -7,4 +7,9 @@ public enum GearAddress {
         let value = 0x7F00_0000 + (offset << 7) + ((Int(uid) % wraparoundUID) << 7) + host
         return "\((value >> 24) & 0xff).\((value >> 16) & 0xff).\((value >> 8) & 0xff).\(value & 0xff)"
     }
+
+    /// Every address of a gear's block: the targets its routes may point at.
+    public static func block(uid: UInt32) -> Set<String> {
+        Set((1...127).compactMap { ip(uid: uid, host: $0) })
+    }
 }

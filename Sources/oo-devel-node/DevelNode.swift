@@ -178,21 +178,10 @@ struct FrontendConnect: ParsableCommand {
     func run() throws {
         try withFrontend(gear) { frontend, gear in
             var flags = Connection.Options()
-            for option in options {
-                switch option {
-                case "websocket": flags.websocket = true
-                case "gone": flags.gone = true
-                case "forbidden": flags.forbidden = true
-                case "noproxy": flags.noproxy = true
-                case "health": flags.health = true
-                case "redirect": flags.redirect = true
-                case "file": flags.file = true
-                case "tohttps": flags.tohttps = true
-                case "ssl_to_gear": flags.sslToGear = true
-                default: throw CommandFailure("unknown option '\(option)'", exitCode: 2)
-                }
+            for option in options where !flags.set(option) {
+                throw CommandFailure("unknown option '\(option)'", exitCode: 2)
             }
-            let allowed = Set((1...127).compactMap { GearAddress.ip(uid: gear.identity.uid, host: $0) })
+            let allowed = GearAddress.block(uid: gear.identity.uid)
             try frontend.connect(uuid: gear.uuid, [Connection(path: path, target: target, options: flags)], allowedIPs: allowed)
             return ""
         }
@@ -329,7 +318,7 @@ struct FrontendRestore: ParsableCommand {
 
     func run() throws {
         try withFrontend(gear) { frontend, gear in
-            let allowed = Set((1...127).compactMap { GearAddress.ip(uid: gear.identity.uid, host: $0) })
+            let allowed = GearAddress.block(uid: gear.identity.uid)
             try frontend.restore(uuid: gear.uuid, appUUID: gear.appUUID, gearName: gear.gearName, namespace: gear.namespace,
                                  document: document, allowedIPs: allowed)
             return ""

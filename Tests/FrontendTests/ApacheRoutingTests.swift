@@ -157,6 +157,8 @@ struct ApacheRoutingTests {
 
         // Two gears on different paths of one host: the most specific path wins.
         try lab.manager.connect(uuid: "g2", [Connection(path: "", target: "127.0.0.3:8080")])
+        // The second backend may still be starting on a busy machine.
+        #expect(await eventually(within: 10) { lab.get("two-ns.example.com")?.body == "backend two\n" })
         try lab.manager.connect(uuid: "g1", [Connection(path: "/deep", target: "127.0.0.3:8080/deep")])
         #expect(lab.get("one-ns.example.com", "/deep/")?.body == "backend two deep\n")
         #expect(lab.get("one-ns.example.com", "/")?.body == "backend one\n")

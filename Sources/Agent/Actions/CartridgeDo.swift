@@ -171,7 +171,7 @@ extension OpenShiftAgent {
         case "frontend-connect":
             let gear = try gears.gear(try uuid())
             let connections = try Self.connections(args.values["--with-path-target-options"])
-            let allowed = Set((1...127).compactMap { GearAddress.ip(uid: gear.identity.uid, host: $0) })
+            let allowed = GearAddress.block(uid: gear.identity.uid)
             try frontend().connect(uuid: gear.uuid, connections, allowedIPs: allowed)
             return ok()
         case "frontend-disconnect":
@@ -205,7 +205,7 @@ extension OpenShiftAgent {
             return clientResult(try frontend().backup(uuid: try gears.gear(try uuid()).uuid))
         case "frontend-restore":
             let gear = try gears.gear(try uuid())
-            let allowed = Set((1...127).compactMap { GearAddress.ip(uid: gear.identity.uid, host: $0) })
+            let allowed = GearAddress.block(uid: gear.identity.uid)
             try frontend().restore(uuid: gear.uuid, appUUID: gear.appUUID, gearName: gear.gearName, namespace: gear.namespace,
                                    document: try args.require("--with-backup"), allowedIPs: allowed)
             return ok()
@@ -340,19 +340,11 @@ extension OpenShiftAgent {
             }
             var options = Connection.Options()
             for pair in (fields.count > 2 ? fields[2].pairs : nil) ?? [] {
-                let on = pair.value.bool ?? (pair.value.string == "true")
-                switch pair.key.string ?? "" {
-                case "websocket": options.websocket = on
-                case "gone": options.gone = on
-                case "forbidden": options.forbidden = on
-                case "noproxy": options.noproxy = on
-                case "health": options.health = on
-                case "redirect": options.redirect = on
-                case "file": options.file = on
-                case "tohttps": options.tohttps = on
-                case "ssl_to_gear": options.sslToGear = on
-                case "protocols": options.protocols = pair.value.array?.compactMap(\.string) ?? options.protocols
-                default: break
+                let name = pair.key.string ?? ""
+                if name == "protocols" {
+                    options.protocols = pair.value.array?.compactMap(\.string) ?? options.protocols
+                } else {
+                    options.set(name, pair.value.bool ?? (pair.value.string == "true"))
                 }
             }
             connections.append(Connection(path: path, target: target, options: options))
@@ -361,12 +353,7 @@ extension OpenShiftAgent {
     }
 
     static func options(_ options: Connection.Options) -> AgentValue {
-        var pairs: [AgentValue.Pair] = []
-        for (name, on) in [("websocket", options.websocket), ("gone", options.gone), ("forbidden", options.forbidden),
-                           ("noproxy", options.noproxy), ("health", options.health), ("redirect", options.redirect),
-                           ("file", options.file), ("tohttps", options.tohttps), ("ssl_to_gear", options.sslToGear)] where on {
-            pairs.append(.init(.string(name), .bool(true)))
-        }
+        var pairs: [AgentValue.Pair] = Connection.Options.flagNames.filter(options.isSet).map { .init(.string($0), .bool(true)) }
         pairs.append(.init(.string("protocols"), .array(options.protocols.map(AgentValue.string))))
         return .hash(pairs)
     }
