@@ -29,6 +29,7 @@ struct AgentBench: ParsableCommand {
     @Option(help: "Warm-up calls per node before measuring (not counted).") var warmup = 200
     @Option(help: "Seconds after which a call counts as lost.") var timeout = 10.0
     @Flag(name: .customLong("no-ruby"), help: "Leave out the Ruby mcollectived.") var noRuby = false
+    @Option(help: "The requests' :ttl, seconds (the node remembers every requestid that long, against replays).") var ttl = 60
 
     /// Internal: run as the baseline reflector against the broker on this port.
     @Option(name: .customLong("reflector-port"), help: .hidden) var reflectorPort: Int?
@@ -45,7 +46,7 @@ struct AgentBench: ParsableCommand {
             try Reflector.serve(port: reflectorPort)
             return
         }
-        guard calls > 0, clients > 0, warmup >= 0, timeout > 0 else { throw ValidationError("calls, clients and timeout must be positive") }
+        guard calls > 0, clients > 0, warmup >= 0, timeout > 0, ttl > 0 else { throw ValidationError("calls, clients, timeout and ttl must be positive") }
         guard ActiveMQ.isInstalled else { throw ValidationError("ActiveMQ is not installed (apt-get install --no-install-recommends activemq)") }
         let nodeExecutable = siblingPath("openshift-node")
         guard access(nodeExecutable, X_OK) == 0 else {
@@ -57,7 +58,11 @@ struct AgentBench: ParsableCommand {
 
         let work = TestFiles.temporaryDirectory("agent-bench")
         chmod(work, 0o755)
-        defer { TestFiles.remove(work) }
+        let workCleanup = SignalCleanup.add { TestFiles.remove(work) }
+        defer {
+            TestFiles.remove(work)
+            SignalCleanup.remove(workCleanup)
+        }
         let clock = ContinuousClock()
         let started = clock.now
         let broker = try ActiveMQ.start()
@@ -80,8 +85,17 @@ struct AgentBench: ParsableCommand {
 
         // The client connections: one sequential, `clients` concurrent.
         let pid = getpid()
-        let all = (0...clients).map { BenchClient(port: broker.port, replyQueue: "/queue/mcollective.reply.bench_\(pid)_\($0)") }
-        defer { all.forEach { $0.close() } }
+        let ttl = self.ttl
+        let all = (0...clients).map { BenchClient(port: broker.port, replyQueue: "/queue/mcollective.reply.bench_\(pid)_\($0)", ttl: ttl) }
+        // On a signal, the connections go first, so that the broker's end is not reported as lost.
+        let clientsCleanup = SignalCleanup.add {
+            all.forEach { $0.close() }
+            usleep(100_000)
+        }
+        defer {
+            all.forEach { $0.close() }
+            SignalCleanup.remove(clientsCleanup)
+        }
         try blocking { for client in all { try await client.open() } }
         let sequential = all[0]
         let concurrent = Array(all.dropFirst())
@@ -98,15 +112,17 @@ struct AgentBench: ParsableCommand {
         }
         let perClient = max(1, calls / 2)
         print("node-bench agent: ActiveMQ on 127.0.0.1:\(broker.port) (up in \(format(brokerReady))), all answerers ready after "
-            + "\(format(clock.now - started)); echo msg=\"\(Self.message)\" as direct requests (psk, ttl 60)")
+            + "\(format(clock.now - started)); echo msg=\"\(Self.message)\" as direct requests (psk, ttl \(ttl))")
         print("\(calls) sequential calls, \(clients) clients x \(perClient) concurrent calls, \(warmup) warm-up calls per node; "
-            + "round trip = client SEND -> broker -> node -> broker -> reply decoded and checked")
+            + "round trip = client SEND -> broker -> node -> broker -> reply decoded and checked;")
+        print("cpu/call = user+system CPU of the answering process (/proc/<pid>/stat) per call; idle RSS = after start-up and one call")
         print(pad("node", 22) + pad("mode", 14) + pad("calls/s", 10) + pad("median", 10) + pad("p99", 10) + pad("max", 10)
             + pad("cpu/call", 10) + "lost")
 
         var medians: [String: Double] = [:]
         var concurrentMedians: [String: Double] = [:]
         var rates: [String: (Double, Double)] = [:]
+        var cpuPerCall: [String: Double] = [:]
         for target in targets {
             let identity = target.identity
             let timeout = self.timeout
@@ -134,6 +150,7 @@ struct AgentBench: ParsableCommand {
             medians[target.label] = one.medianLatency
             concurrentMedians[target.label] = many.medianLatency
             rates[target.label] = (one.rate, many.rate)
+            cpuPerCall[target.label] = (one.cpu + many.cpu) / Double(max(one.samples.count + one.lost + many.samples.count + many.lost, 1))
         }
 
         print(pad("memory (RSS)", 22) + pad("idle", 12) + pad("after load", 12) + "peak (VmHWM)")
@@ -145,12 +162,16 @@ struct AgentBench: ParsableCommand {
 
         let baseline = medians[targets[0].label] ?? 0
         let baselineConcurrent = concurrentMedians[targets[0].label] ?? 0
-        print("added by the node: median round trip minus the reflector's (the reflector is a separate Swift process on the same")
-        print("  STOMP client that answers every request with a precomputed reply, so client, broker and network costs cancel out)")
+        let baselineCPU = cpuPerCall[targets[0].label] ?? 0
+        print("added by the node: median round trip minus the reflector's, and CPU per call minus the reflector's (the reflector")
+        print("  is a separate Swift process on the same STOMP client that answers every request with a precomputed reply, so")
+        print("  client, broker and network costs cancel out; on a busy machine the latency difference is within the noise)")
         for target in targets.dropFirst() {
             let added = (medians[target.label] ?? 0) - baseline
             let addedConcurrent = (concurrentMedians[target.label] ?? 0) - baselineConcurrent
-            print(pad("  " + target.label, 22) + "sequential \(milliseconds(added)), \(concurrent.count) clients \(milliseconds(addedConcurrent))")
+            let addedCPU = (cpuPerCall[target.label] ?? 0) - baselineCPU
+            print(pad("  " + target.label, 22) + "latency sequential \(milliseconds(added)), \(concurrent.count) clients "
+                + "\(milliseconds(addedConcurrent)); CPU \(milliseconds(addedCPU)) per call")
         }
         if withRuby, let swift = rates["openshift-node"], let rubyRates = rates["ruby mcollectived"], rubyRates.0 > 0, rubyRates.1 > 0 {
             print("openshift-node / mcollectived: \(format1(swift.0 / rubyRates.0))x calls/s sequential, "
@@ -213,13 +234,13 @@ struct AgentBench: ParsableCommand {
         let deadline = ContinuousClock.now + .seconds(60)
         var last = ""
         while ContinuousClock.now < deadline {
-            guard child.isRunning else { throw ValidationError("\(child.name) exited during start-up:\n\(child.logTail())") }
+            guard child.isRunning else { throw BenchFailure("\(child.name) exited during start-up:\n\(child.logTail())") }
             switch try blocking({ try await client.call(identity, timeout: 1) }) {
             case .ok: return
             case .failed(let problem): last = problem
             }
         }
-        throw ValidationError("\(identity) did not answer within 60 s (\(last)):\n\(child.logTail())")
+        throw BenchFailure("\(identity) did not answer within 60 s (\(last)):\n\(child.logTail())")
     }
 
     // MARK: The answerers
@@ -336,6 +357,12 @@ func milliseconds(_ seconds: Double) -> String {
     return "\(sign)\(abs(hundredths) / 100).\(String(abs(hundredths) % 100 + 100).dropFirst()) ms"
 }
 
+/// A failure while running (reported without the usage text a ValidationError brings).
+struct BenchFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
 func megabytes(_ kilobytes: Int) -> String { "\(format1(Double(kilobytes) / 1024)) MB" }
 
 func selfExecutable() -> String {
@@ -405,7 +432,7 @@ final class Child: Sendable {
         return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
     }
 
-    func logTail(lines: Int = 20) -> String {
+    func logTail(lines: Int = 12) -> String {
         let text = [log + ".err", log, extraLog].compactMap { $0 }.map { TestFiles.read($0) ?? "" }.joined(separator: "\n")
         return text.split(separator: "\n").suffix(lines).joined(separator: "\n")
     }
@@ -526,9 +553,11 @@ final class BenchClient: Sendable {
     /// The inner body is the same for every call (it holds no requestid), and so is its hash.
     private let inner: [UInt8]
     private let innerHash: String
+    private let ttl: Int
 
-    init(port: Int, replyQueue: String) {
+    init(port: Int, replyQueue: String, ttl: Int) {
         self.replyQueue = replyQueue
+        self.ttl = ttl
         var logger = Logger(label: "node-bench.client")
         logger.logLevel = .warning
         stomp = STOMPClient(configuration: .init(hosts: [(host: "127.0.0.1", port: port)], login: "mcollective", passcode: "marionette"),
@@ -559,7 +588,7 @@ final class BenchClient: Sendable {
         }
         tasks.withLock { $0 += [reader, watchdog] }
         guard await stomp.waitUntilSubscribed(timeout: 20) else {
-            throw ValidationError("the bench client could not subscribe to \(replyQueue)")
+            throw BenchFailure("the bench client could not subscribe to \(replyQueue)")
         }
     }
 
@@ -584,14 +613,14 @@ final class BenchClient: Sendable {
             .symbol("collective"): .str("mcollective"),
             .symbol("agent"): .str("openshift"),
             .symbol("callerid"): .str("uid=0"),
-            .symbol("ttl"): .int(60),
+            .symbol("ttl"): .int(ttl),
             .symbol("msgtime"): .int(now),
             .symbol("hash"): .string(Array(innerHash.utf8), .usASCII),
         ]
         let bytes = RubyMarshal.dump(.hash(envelope))
         let millis = now * 1000
         var headers: [(name: String, value: String)] = [
-            ("timestamp", "\(millis)"), ("expires", "\(millis + 70_000)"), ("reply-to", replyQueue),
+            ("timestamp", "\(millis)"), ("expires", "\(millis + (ttl + 10) * 1000)"), ("reply-to", replyQueue),
             ("mc_identity", identity), ("mc_sender", "bench.client"),
         ]
         if identity == AgentBench.reflectorIdentity { headers.append(("bench-id", requestID)) }
@@ -655,7 +684,7 @@ final class BenchClient: Sendable {
 
 /// A trivial MCollective "node": subscribed like a node to its directed queue, it answers every
 /// request at once with one precomputed, correctly signed echo reply, copying only the
-/// request's `bench-id` header. Runs until killed.
+/// request's `bench-id` header; no decoding, no checks, no agent. Runs until killed.
 enum Reflector {
     static func serve(port: Int) throws {
         var logger = Logger(label: "node-bench.reflector")
@@ -680,9 +709,12 @@ enum Reflector {
             ("timestamp", "\(now * 1000)"), ("expires", "\(now * 1000 + 70_000)"), ("mc_sender", AgentBench.reflectorIdentity),
         ]
         try blocking {
+            // A task per request, as the node's server does, so that replies to concurrent
+            // clients do not wait for each other's write.
             await client.run { frame in
                 guard let replyTo = frame[header: "reply-to"] else { return }
-                try? await client.send(destination: replyTo, headers: headers + [("bench-id", frame[header: "bench-id"] ?? "")], body: reply)
+                let all = headers + [("bench-id", frame[header: "bench-id"] ?? "")]
+                Task { try? await client.send(destination: replyTo, headers: all, body: reply) }
             }
         }
     }
