@@ -39,11 +39,16 @@ public final class OpenShiftAgent: AgentHandler {
             inputs = valid
         }
         let action = request.action
-        logger.info("request start", metadata: ["action": "\(action)", "requestid": "\(request.requestID)", "sender": "\(request.sender)"])
+        // Changes are logged at info; queries (brokers poll them) at debug.
+        let level: Logger.Level = Self.mutatingActions.contains(action) ? .info : .debug
+        logger.log(level: level, "request start", metadata: ["action": "\(action)", "requestid": "\(request.requestID)",
+                                                             "sender": "\(request.sender)"])
         let started = ContinuousClock.now
         var reply: AgentReply
         if action == "execute_parallel" {
             reply = await executeParallel(request.data)
+        } else if Self.inlineActions.contains(action) {
+            reply = perform(action, Inputs(inputs))
         } else {
             let budget = budgetSeconds
             reply = await withDeadline(seconds: budget, { [self] in
@@ -53,11 +58,22 @@ public final class OpenShiftAgent: AgentHandler {
             })
         }
         reply.data = Self.prefilled(catalogue.action(action)?.outputs ?? [], reply.data)
-        logger.info("request end", metadata: ["action": "\(action)", "requestid": "\(request.requestID)",
+        logger.log(level: level, "request end", metadata: ["action": "\(action)", "requestid": "\(request.requestID)",
                                               "statuscode": "\(reply.statuscode)",
-                                              "ms": "\((ContinuousClock.now - started).components.attoseconds / 1_000_000_000_000_000)"])
+                                              "ms": "\(Self.milliseconds(ContinuousClock.now - started))"])
         return reply
     }
+
+    static func milliseconds(_ duration: Duration) -> Int64 {
+        duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+    }
+
+    /// Actions that change the node: logged at info.
+    static let mutatingActions: Set = ["cartridge_do", "cartridge_repository", "set_district", "set_district_uid_limits",
+                                       "execute_parallel", "upgrade"]
+    /// Actions that only compute or look at one path: run on the caller's task, without a pool
+    /// thread or a timer (most of an echo's cost was the hand-offs).
+    static let inlineActions: Set = ["echo", "has_gear", "get_gear_uid", "has_uid_or_gid", "has_embedded_app"]
 
     /// Every declared output key first (nil), then what the action set, as MCollective's RPC
     /// layer does.

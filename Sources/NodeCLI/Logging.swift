@@ -1,5 +1,9 @@
-import Synchronization
 import Logging
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Bootstraps swift-log once per process: stderr, at the given level.
 public enum NodeLogging {
@@ -11,6 +15,9 @@ public enum NodeLogging {
             defer { value = true }
             return !value
         }) else { return }
+        // Without TZ, glibc stats /etc/localtime for every timestamp; ":/etc/localtime" reads
+        // it once. An explicit TZ is kept.
+        setenv("TZ", ":/etc/localtime", 0)
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level

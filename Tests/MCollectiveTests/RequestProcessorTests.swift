@@ -203,3 +203,23 @@ struct ServerConfigurationTests {
         }
     }
 }
+
+@Suite("small pieces of the pipeline")
+struct PipelinePieceTests {
+    @Test("caller ids as mcollectived checks them (^\\w+=[\\w.-]+$)")
+    func callerIDs() {
+        for good in ["uid=0", "user=root", "identity=node1.example.com", "cert=client-1"] { #expect(RequestProcessor.isValidCallerID(good)) }
+        for bad in ["", "uid=", "=0", "uid=0 ", "uid=0\nx", "u id=0", "uid=a/b", "uid=0;rm"] { #expect(!RequestProcessor.isValidCallerID(bad), "\(bad)") }
+    }
+
+    @Test("the replay cache forgets request ids once their ttl is over, and only then")
+    func replayCache() {
+        var cache = ReplayCache()
+        #expect(cache.insert("a", until: 100, now: 40))
+        #expect(!cache.insert("a", until: 100, now: 99), "a replay within the ttl")
+        for n in 0..<10_000 { _ = cache.insert("k\(n)", until: 150, now: 90) }
+        #expect(cache.insert("a", until: 200, now: 101), "expired: accepted again")
+        _ = cache.insert("b", until: 300, now: 160)
+        #expect(cache.expiries.count == 2, "the 10 000 expired ids are gone")
+    }
+}
