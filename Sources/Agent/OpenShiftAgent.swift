@@ -12,7 +12,7 @@ public final class OpenShiftAgent: AgentHandler {
     public let catalogue: AgentCatalogue
     public let context: NodeContext
     let validator: RequestValidator
-    let pool: BlockingPool
+    public let pool: BlockingPool
     /// Seconds an action may take before the requester is told it timed out (the original's
     /// hourglass: 65% of the DDL timeout).
     public let budgetSeconds: Double
