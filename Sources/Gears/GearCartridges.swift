@@ -371,6 +371,18 @@ extension GearManager {
         }
     }
 
+    /// Kills every process of the gear at once (`force-stop`), then records it stopped with a
+    /// stop lock, as a user's stop does.
+    public func forceStop(_ uuid: String) throws(GearsError) {
+        try withLock("gear." + uuid) { () throws(GearsError) in
+            let gear = try self.gear(uuid)
+            try containing { () throws(ContainmentError) in try plugin.killProcesses(gear.identity) }
+            try writeFileAtomically(gear.home + "/" + stopLockName, "", mode: 0o644)
+            try containing { () throws(ContainmentError) in try plugin.own(gear.home + "/" + stopLockName, by: gear.identity, writable: true) }
+            try setState(gear, .stopped)
+        }
+    }
+
     // MARK: Idle
 
     /// Stops the gear (with a stop lock, so boot-time starts skip it) and marks its routes idle.

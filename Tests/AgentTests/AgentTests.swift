@@ -49,6 +49,12 @@ struct AgentNode {
 
 @Suite("the openshift agent: validation, replies, actions")
 struct AgentTests {
+    /// A process that exists and is not a zombie (an orphan may wait a while for its reaper).
+    static func isAlive(_ pid: String) -> Bool {
+        guard let stat = TestFiles.read("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else { return false }
+        return !stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).hasPrefix("Z")
+    }
+
     @Test("requests are checked against the catalogue with MCollective's messages, all statuscode 4")
     func validation() async throws {
         let node = try AgentNode()
@@ -172,6 +178,26 @@ struct AgentTests {
         #expect(configure.data["exitcode"] == .int(0), "\(configure)")
         #expect(TestFiles.read(home + "/.env/OPENSHIFT_KEEP_DEPLOYMENTS") == "3")
         _ = await node.cartridgeDo("app-destroy", ["--with-container-uuid": "keygear1"])
+    }
+
+    @Test("force-stop kills every process of the gear at once and leaves it stopped with a stop lock")
+    func forceStop() async throws {
+        let node = try AgentNode()
+        defer { node.destroy() }
+        let gear = ["--with-container-uuid": "stopgear1"]
+        _ = await node.cartridgeDo("app-create", gear)
+        _ = await node.cartridgeDo("configure", gear.merging(["--cart-name": "mock"]) { a, _ in a })
+        let started = await node.cartridgeDo("start", gear)
+        #expect(started.data["exitcode"] == .int(0), "\(started)")
+        let home = node.agent.context.layout.gearBaseDir + "/stopgear1"
+        let pid = try #require(TestFiles.read(home + "/mock/run/mock.pid")?.trimmingCharacters(in: .whitespacesAndNewlines))
+        #expect(Self.isAlive(pid), "the mock server runs")
+        let stopped = await node.cartridgeDo("force-stop", gear)
+        #expect(stopped.data["exitcode"] == .int(0), "\(stopped)")
+        #expect(!Self.isAlive(pid), "killed, without its control script")
+        #expect(TestFiles.exists(home + "/app-root/runtime/.stop_lock"))
+        #expect((await node.cartridgeDo("app-state-show", gear)).data["output"] == .string("\nCLIENT_RESULT: stopped\n"))
+        _ = await node.cartridgeDo("app-destroy", gear)
     }
 
     @Test("mco's args=TEXT arrives as a String: a JSON object is accepted, anything else is a clear error")

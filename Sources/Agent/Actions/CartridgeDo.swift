@@ -160,6 +160,9 @@ extension OpenShiftAgent {
             return ok(try gears.deconfigure(try uuid(), cartridge: cartridgeToken()).output)
         case "start", "stop", "restart", "status", "tidy", "reload":
             return ok(try gears.control(try uuid(), GearManager.ControlAction(rawValue: action)!).output)
+        case "force-stop":
+            try gears.forceStop(try uuid())
+            return ok()
         case "app-state-show":
             let gear = try gears.gear(try uuid())
             return clientResult(gears.state(gear).rawValue)

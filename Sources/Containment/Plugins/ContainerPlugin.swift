@@ -48,6 +48,9 @@ public protocol ContainerPlugin: Sendable {
     /// Kills every process of the gear and removes account, cgroup and home. Idempotent.
     func destroy(_ gear: GearIdentity) throws(ContainmentError)
 
+    /// Kills every process of the gear (`force-stop`); the gear itself stays.
+    func killProcesses(_ gear: GearIdentity) throws(ContainmentError)
+
     /// Runs a program as the gear, with exactly `environment`, and waits for it.
     func run(_ gear: GearIdentity, _ argv: [String], environment: [String: String], directory: String?,
              timeoutSeconds: Double) throws(ContainmentError) -> Spawner.Result

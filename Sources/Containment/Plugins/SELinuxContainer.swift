@@ -75,9 +75,13 @@ public struct SELinuxContainer: ContainerPlugin {
         }
     }
 
-    public func destroy(_ gear: GearIdentity) throws(ContainmentError) {
+    public func killProcesses(_ gear: GearIdentity) throws(ContainmentError) {
         try cgroup(gear)?.killAll()
-        try killProcesses(ofUID: gear.uid)
+        try Containment.killProcesses(ofUID: gear.uid)
+    }
+
+    public func destroy(_ gear: GearIdentity) throws(ContainmentError) {
+        try killProcesses(gear)
         try UnixAccounts.deleteUser(name: gear.uuid)
         try UnixAccounts.deleteGroup(name: gear.uuid)
         removeTree(gear.home)

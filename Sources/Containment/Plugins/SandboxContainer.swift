@@ -44,6 +44,13 @@ public struct SandboxContainer: ContainerPlugin {
     }
 
     public func destroy(_ gear: GearIdentity) throws(ContainmentError) {
+        try killProcesses(gear)
+        removeTree(gear.home)
+        if access(gear.home, F_OK) == 0 { throw .system(step: "remove home", target: gear.home, errno: ENOTEMPTY) }
+    }
+
+    /// The gear's processes are the invoking user's that carry the gear's marker variable.
+    public func killProcesses(_ gear: GearIdentity) throws(ContainmentError) {
         let marker = "OPENSHIFT_SANDBOX_GEAR=\(gear.home)"
         let me = getuid()
         let deadline = monotonicSeconds() + 10
@@ -56,8 +63,6 @@ public struct SandboxContainer: ContainerPlugin {
             if monotonicSeconds() > deadline { throw .system(step: "kill processes of", target: gear.uuid, errno: EBUSY) }
             usleep(10_000)
         }
-        removeTree(gear.home)
-        if access(gear.home, F_OK) == 0 { throw .system(step: "remove home", target: gear.home, errno: ENOTEMPTY) }
     }
 
     public func run(_ gear: GearIdentity, _ argv: [String], environment: [String: String], directory: String?,
