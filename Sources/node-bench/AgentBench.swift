@@ -246,19 +246,7 @@ struct AgentBench: ParsableCommand {
     // MARK: The answerers
 
     func startNode(executable: String, root: String, cartridges: String, port: Int) throws -> Child {
-        try TestFiles.write(root + "/etc/mcollective/server.cfg", """
-            identity = swiftnode.bench
-            collectives = mcollective
-            securityprovider = psk
-            plugin.psk = \(Self.psk)
-            connector = activemq
-            plugin.activemq.pool.size = 1
-            plugin.activemq.pool.1.host = 127.0.0.1
-            plugin.activemq.pool.1.port = \(port)
-            plugin.activemq.pool.1.user = mcollective
-            plugin.activemq.pool.1.password = marionette
-
-            """)
+        try TestFiles.write(root + "/etc/mcollective/server.cfg", MCollectiveConfig.text(identity: "swiftnode.bench", port: port, psk: Self.psk))
         // The default configuration file of the sandbox, so the command line is the plain one.
         try TestFiles.write(root + "/etc/openshift/node.conf", """
             FRONTEND_WAKE_PORT=0
@@ -319,31 +307,11 @@ struct AgentBench: ParsableCommand {
             """)
         try TestFiles.write(directory + "/facts.yaml", "---\ntestbed: \"true\"\n")
         try TestFiles.write(directory + "/classes.txt", "")
-        try TestFiles.write(directory + "/server.cfg", """
-            identity = rubynode.bench
-            main_collective = mcollective
-            collectives = mcollective
-            libdir = \(directory)/lib
-            logfile = \(directory)/mcollectived.log
-            loglevel = warn
-            daemonize = 0
-            registerinterval = 0
-
-            securityprovider = psk
-            plugin.psk = \(Self.psk)
-
-            connector = activemq
-            plugin.activemq.pool.size = 1
-            plugin.activemq.pool.1.host = 127.0.0.1
-            plugin.activemq.pool.1.port = \(port)
-            plugin.activemq.pool.1.user = mcollective
-            plugin.activemq.pool.1.password = marionette
-
-            factsource = yaml
-            plugin.yaml = \(directory)/facts.yaml
-            classesfile = \(directory)/classes.txt
-
-            """)
+        try TestFiles.write(directory + "/server.cfg", MCollectiveConfig.text(identity: "rubynode.bench", port: port, psk: Self.psk, extra: [
+            "libdir = \(directory)/lib", "logfile = \(directory)/mcollectived.log", "loglevel = warn", "daemonize = 0",
+            "registerinterval = 0", "factsource = yaml", "plugin.yaml = \(directory)/facts.yaml",
+            "classesfile = \(directory)/classes.txt",
+        ]))
         return try Child(name: "mcollectived", argv: ["/usr/sbin/mcollectived", "--config", directory + "/server.cfg"],
                          log: directory + "/mcollectived.out", extraLog: directory + "/mcollectived.log")
     }

@@ -34,24 +34,7 @@ struct AgentOverMCollectiveTests {
         }
 
         static func config(directory: String, port: Int, psk: String, libdir: String) -> String {
-            """
-            identity = client1.test
-            main_collective = mcollective
-            collectives = mcollective
-            libdir = \(libdir):/usr/share/mcollective/plugins
-            logger_type = console
-            loglevel = warn
-            color = 0
-            securityprovider = psk
-            plugin.psk = \(psk)
-            connector = activemq
-            plugin.activemq.pool.size = 1
-            plugin.activemq.pool.1.host = 127.0.0.1
-            plugin.activemq.pool.1.port = \(port)
-            plugin.activemq.pool.1.user = mcollective
-            plugin.activemq.pool.1.password = marionette
-
-            """
+            MCollectiveConfig.client(port: port, psk: psk, libdir: libdir)
         }
 
         func mco(_ arguments: [String], config: String = "client.cfg") throws -> ProcessRunner.Result {
@@ -69,19 +52,7 @@ struct AgentOverMCollectiveTests {
     }
 
     func startNode(_ identity: String, root: String, basePath: String, port: Int) throws -> Daemon {
-        try TestFiles.write(root + "/etc/mcollective/server.cfg", """
-            identity = \(identity)
-            collectives = mcollective
-            securityprovider = psk
-            plugin.psk = \(Self.psk)
-            connector = activemq
-            plugin.activemq.pool.size = 1
-            plugin.activemq.pool.1.host = 127.0.0.1
-            plugin.activemq.pool.1.port = \(port)
-            plugin.activemq.pool.1.user = mcollective
-            plugin.activemq.pool.1.password = marionette
-
-            """)
+        try TestFiles.write(root + "/etc/mcollective/server.cfg", MCollectiveConfig.text(identity: identity, port: port, psk: Self.psk))
         try TestFiles.write(root + "/node.conf", """
             FRONTEND_WAKE_PORT=0
             OPENSHIFT_FRONTEND_HTTP_PLUGINS=
