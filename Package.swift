@@ -97,7 +97,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "oo-admin-cartridge",
-            dependencies: ["NodeCLI", "Cartridges", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["NodeCLI", "Cartridges", "Agent", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(
             name: "oo-cartridge",

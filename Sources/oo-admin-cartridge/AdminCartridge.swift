@@ -1,3 +1,4 @@
+import Agent
 import ArgumentParser
 import Cartridges
 import NodeCLI
@@ -59,7 +60,7 @@ struct AdminCartridge: NodeTool {
 
     @Flag(help: .hidden) var offline = false
 
-    @Flag(help: "Go through the message agent (not available yet: it comes with the agent).")
+    @Flag(help: "Go through the running daemon's agent (its local socket, AGENT_SOCKET), as the original's --mco did.")
     var mco = false
 
     @OptionGroup var node: NodeOptions
@@ -78,11 +79,11 @@ struct AdminCartridge: NodeTool {
         default:
             break
         }
-        if mco { throw ValidationError("--mco is not available yet: the message agent has not landed on this node") }
     }
 
     func run() throws {
         try runReportingFailures {
+            if mco { return try throughAgent(try node.layout()) }
             let repository = CartridgeRepository(configuration: .init(layout: try node.layout()))
             switch effectiveAction! {
             case .install: try install(repository)
@@ -153,6 +154,43 @@ struct AdminCartridge: NodeTool {
         if json { printLine(Listing.json(rendered)) } else { rendered.lines.forEach(printLine) }
         if let problem = report.basePathProblem { throw CommandFailure(problem) }
         if report.failed > 0 { throw ExitCode(1) }
+    }
+}
+
+extension AdminCartridge {
+    /// The action as a `cartridge_repository` request to the daemon's agent.
+    func throughAgent(_ layout: PathLayout) throws {
+        let socket = layout.path("AGENT_SOCKET")
+        var requests: [[String: String]] = []
+        let action = effectiveAction!
+        switch action {
+        case .install:
+            let root = absolute(source!)
+            let directories = recursive ? ((try? FileSystemListing.directories(in: root)) ?? []) : [root]
+            if directories.isEmpty { throw CommandFailure("Operation failed: no cartridges were found.", exitCode: 1) }
+            requests = directories.map { ["action": "install", "path": $0] }
+        case .erase:
+            requests = [["action": "erase", "cartridge_vendor": cartridgeVendor, "name": name!, "version": version!,
+                         "cartridge_version": cartridgeVersion!, "force": String(force)]]
+        case .list, .rescan:
+            requests = [["action": action.rawValue]]
+        }
+        var failed = false
+        for request in requests {
+            let data = AgentValue.hash(request.sorted { $0.key < $1.key }.map { .init(.symbol($0.key), .string($0.value)) })
+            guard let reply = AgentClient.viaSocket(socket, action: "cartridge_repository", data: data) else {
+                throw CommandFailure("--mco: no openshift-node daemon answers on \(socket)", exitCode: 5)
+            }
+            if reply.statuscode != 0 {
+                failed = true
+                printError(reply.statusmsg)
+            }
+            if let output = reply.data["output"]?.string, !output.isEmpty, action == .list || action == .rescan || debug {
+                printText(output.hasSuffix("\n") ? output : output + "\n")
+            }
+        }
+        if failed { throw ExitCode(1) }
+        if action == .install || action == .erase { printLine("Succeeded") }
     }
 }
 

@@ -20,6 +20,8 @@ struct LocalAgentTests {
 
         let offline = try call(["echo", "msg=hello"])
         #expect(offline.status == 0 && offline.reply["route"] as? String == "in-process")
+        let noDaemon = try ProcessRunner.node("oo-admin-cartridge", ["--list", "--mco"] + sandbox)
+        #expect(noDaemon.status == 5 && noDaemon.stderr.hasPrefix("--mco: no openshift-node daemon answers on "), "\(noDaemon.stderr)")
 
         try TestFiles.write(node.root + "/node.conf", "FRONTEND_WAKE_PORT=0\nAGENT_TRANSPORTS=local\nOPENSHIFT_FRONTEND_HTTP_PLUGINS=\n")
         let daemon = try Daemon(root: root, basePath: shipped, config: node.root + "/node.conf")
@@ -32,6 +34,13 @@ struct LocalAgentTests {
                                "--config", node.root + "/node.conf"])
         #expect(create.status == 0 && (create.reply["data"] as? [String: Any])?["exitcode"] as? Int == 0, "\(create.reply)")
         #expect(daemon.logText.contains("action=cartridge_do"), "the daemon ran it")
+        // oo-admin-cartridge --mco goes through the daemon's agent.
+        let source = try CartridgeBuilder(name: "viaagent").write(into: node.root + "/src")
+        let install = try ProcessRunner.node("oo-admin-cartridge", ["-a", "install", "-s", source, "--mco", "--config", node.root + "/node.conf"] + sandbox)
+        #expect(install.status == 0 && install.stdout == "Succeeded\n", "\(install.stderr)")
+        #expect(daemon.logText.contains("action=cartridge_repository"))
+        let list = try ProcessRunner.node("oo-admin-cartridge", ["--list", "--mco", "--config", node.root + "/node.conf"] + sandbox)
+        #expect(list.stdout.contains("(redhat, viaagent, 0.1, 0.0.1)\n") && list.stdout.contains("(redhat, mock, 0.1, 0.0.1)\n"), "\(list)")
         let invalid = try call(["has_gear", "uuid=../etc", "--config", node.root + "/node.conf"])
         #expect(invalid.status == 1 && invalid.reply["statuscode"] as? Int == 4)
         let destroy = try call(["cartridge_do", "action=app-destroy", "cartridge=mock", #"args={"--with-container-uuid":"localgear1"}"#,
