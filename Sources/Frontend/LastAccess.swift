@@ -33,8 +33,10 @@ public struct LastAccess: Sendable {
         defer { close(fd) }
         var info = stat()
         guard fstat(fd, &info) == 0 else { throw .io(step: "stat", path: logPath, errno: errno) }
-        var offset = Int(FileSystem.read(offsetPath)?.split(separator: " ").first ?? "") ?? 0
-        let inode = FileSystem.read(offsetPath)?.split(separator: " ").dropFirst().first.flatMap { UInt64($0) }
+        // "<offset> <inode>": where the last read ended, in which file.
+        let saved = (FileSystem.read(offsetPath) ?? "").split(whereSeparator: { $0 == " " || $0 == "\n" })
+        var offset = saved.first.flatMap { Int($0) } ?? 0
+        let inode = saved.dropFirst().first.flatMap { UInt64($0) }
         if offset > Int(info.st_size) || (inode != nil && inode != UInt64(info.st_ino)) { offset = 0 }
         let length = Int(info.st_size) - offset
         guard length > 0 else { return 0 }
@@ -63,7 +65,7 @@ public struct LastAccess: Sendable {
     /// The last request time of a gear (epoch seconds), nil if none was recorded.
     public func lastAccess(_ uuid: String) -> Int? {
         guard Self.isGearName(uuid) else { return nil }
-        return FileSystem.read(directory + "/" + uuid).flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        return FileSystem.read(directory + "/" + uuid)?.split(separator: "\n").first.flatMap { Int($0) }
     }
 
     /// Forgets a destroyed gear.
@@ -84,17 +86,4 @@ public struct LastAccess: Sendable {
         close(fd)
         guard written == bytes.count, rename(temp, path) == 0 else { throw .io(step: "write", path: path, errno: errno) }
     }
-}
-
-private extension String {
-    func trimmingCharacters(in set: Set<Character>) -> String {
-        var s = Substring(self)
-        while let first = s.first, set.contains(first) { s.removeFirst() }
-        while let last = s.last, set.contains(last) { s.removeLast() }
-        return String(s)
-    }
-}
-
-private extension Set where Element == Character {
-    static let whitespacesAndNewlines: Set<Character> = [" ", "\n", "\t", "\r"]
 }

@@ -7,8 +7,8 @@ import Synchronization
 
 /// The node's MCollective server: one STOMP connection (reconnecting), the activemq connector's
 /// subscriptions, and the request pipeline. Requests are processed concurrently, at most
-/// `maxInFlight` at once; beyond that the connection's reader waits (back-pressure) instead of
-/// starting a thread per message.
+/// `maxInFlight` at once; further frames wait, in arrival order, in the STOMP client's buffer
+/// (which keeps reading, so heart-beats flow) instead of getting a task or thread each.
 public final class MCollectiveServer: Sendable {
     public let processor: RequestProcessor
     let client: STOMPClient

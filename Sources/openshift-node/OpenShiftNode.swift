@@ -136,7 +136,7 @@ struct MCollectiveService: Service {
     func run() async throws {
         // The connector runs until cancelled; a graceful shutdown cancels it (it then
         // disconnects cleanly).
-        try await cancelWhenGracefulShutdown { await server.run() }
+        await cancelWhenGracefulShutdown { await server.run() }
     }
 }
 

@@ -8,7 +8,6 @@ extension OpenShiftAgent {
     /// `cartridge_do`'s.
     func executeParallel(_ data: AgentValue) async -> AgentReply {
         let jobs = data[context.identity]?.array ?? []
-        let validator = RequestValidator(catalogue: catalogue)
         let budget = budgetSeconds
         let results = await withTaskGroup(of: (Int, CartridgeDoResult).self) { group in
             for (index, job) in jobs.enumerated() {

@@ -24,7 +24,8 @@ public enum NodeFacts {
 
         facts.append(("public_ip", configuration.string("PUBLIC_IP")))
         facts.append(("public_hostname", configuration.string("PUBLIC_HOSTNAME")))
-        facts.append(("host_ip", ipv4Address(of: configuration.string("EXTERNAL_ETH_DEV")) ?? ""))
+        let hostIP = ipv4Address(of: configuration.string("EXTERNAL_ETH_DEV"))
+        facts.append(("host_ip", hostIP ?? ""))
 
         let maxActive = Int(limits["max_active_gears"] ?? limits["max_active_apps"] ?? "") ?? 0
         facts.append(("node_profile", limits["node_profile"] ?? "small"))
@@ -73,7 +74,7 @@ public enum NodeFacts {
         facts.append(("hostname", field(name.nodename).split(separator: ".").first.map(String.init) ?? ""))
         facts.append(("fqdn", field(name.nodename)))
         facts.append(("architecture", field(name.machine)))
-        facts.append(("ipaddress", ipv4Address(of: configuration.string("EXTERNAL_ETH_DEV")) ?? configuration.string("PUBLIC_IP")))
+        facts.append(("ipaddress", hostIP ?? configuration.string("PUBLIC_IP")))
         return facts
     }
 
@@ -105,7 +106,7 @@ public enum NodeFacts {
                   String(cString: entry.pointee.ifa_name) == interface else { continue }
             var host = [CChar](repeating: 0, count: Int(NI_MAXHOST))
             if getnameinfo(address, socklen_t(MemoryLayout<sockaddr_in>.size), &host, socklen_t(host.count), nil, 0, NI_NUMERICHOST) == 0 {
-                return String(cString: host)
+                return String(decoding: host.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             }
         }
         return nil
