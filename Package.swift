@@ -24,21 +24,21 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.0"..<"5.0.0"),
     ],
     targets: [
-        .target(name: "NodeConfig"),
+        .target(name: "NodeConfig", dependencies: ["CLinux"]),
         .target(name: "CLinux"),
         .systemLibrary(name: "CSELinux", pkgConfig: "libselinux", providers: [.apt(["libselinux1-dev"])]),
-        .systemLibrary(name: "CCap", pkgConfig: "libcap", providers: [.apt(["libcap-dev"])]),
         .target(
             name: "Containment",
-            dependencies: ["NodeConfig", "CLinux", "CSELinux", "CCap", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["NodeConfig", "CLinux", "CSELinux", .product(name: "Logging", package: "swift-log")]
         ),
         .target(name: "Frontend", dependencies: ["NodeConfig"]),
         .target(
             name: "Gears",
             dependencies: ["Cartridges", "Containment", "Frontend", "NodeConfig", .product(name: "Logging", package: "swift-log")]
         ),
-        // Deliberately small and single-threaded: it changes identity, then execs the gear's command.
-        .executableTarget(name: "oo-gear-exec", dependencies: ["Containment"]),
+        // The root helper that becomes a gear: C, single-threaded, and linked statically so that no
+        // dynamic loader (and no loader variable) is ever involved while it is root.
+        .executableTarget(name: "oo-gear-exec", linkerSettings: [.unsafeFlags(["-static-executable"])]),
         .target(
             name: "Cartridges",
             dependencies: [
@@ -97,7 +97,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "oo-admin-cartridge",
-            dependencies: ["NodeCLI", "Cartridges", "Agent", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["NodeCLI", "Cartridges", "Gears", "Agent", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(
             name: "oo-cartridge",

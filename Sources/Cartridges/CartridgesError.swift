@@ -20,6 +20,11 @@ public enum CartridgesError: NodeError, Equatable {
     /// A system call failed: which step, on which path, with errno.
     case io(step: String, path: String, errno: Int32)
 
+    /// A failed system call of the shared helpers.
+    public init(_ error: SystemError) {
+        self = .io(step: error.step, path: error.path, errno: error.errno)
+    }
+
     public var kind: NodeErrorKind {
         switch self {
         case .invalidManifest, .unparsableManifest, .invalidArgument, .invalidSource: return .invalidArgument

@@ -17,6 +17,11 @@ public enum ContainmentError: NodeError, Equatable {
     /// A system tool (useradd, ...) exited non-zero.
     case toolFailed(step: String, arguments: String, status: Int32, output: String)
 
+    /// A failed system call of the shared helpers, as a containment error.
+    public init(_ error: SystemError) {
+        self = .system(step: error.step, target: error.path, errno: error.errno)
+    }
+
     public var kind: NodeErrorKind {
         switch self {
         case .uidOutOfMCSRange, .invalidMCSParameters, .invalidArgument: return .invalidArgument

@@ -1,3 +1,5 @@
+import NodeConfig
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -126,7 +128,7 @@ public struct ApacheFrontend: FrontendPlugin {
             if !keep.isEmpty { throw .plugin(name: name, reason: "no HTTPS listener is configured for SSL certificates") }
             return
         }
-        if mkdir(vhostDirectory, 0o755) != 0 && errno != EEXIST { throw .io(step: "mkdir", path: vhostDirectory, errno: errno) }
+        do { try FileSystem.makeDirectories(vhostDirectory) } catch { throw FrontendError(error) }
         for alias in drop where !keep.contains(alias) { unlink(vhostDirectory + "/" + alias + ".conf") }
         for alias in keep {
             let text = """
@@ -141,14 +143,11 @@ public struct ApacheFrontend: FrontendPlugin {
 
                 """
             let path = vhostDirectory + "/" + alias + ".conf"
-            guard let file = fopen(path + ".new", "w") else { throw .io(step: "create", path: path, errno: errno) }
-            fputs(text, file)
-            fclose(file)
-            guard rename(path + ".new", path) == 0 else { throw .io(step: "rename", path: path, errno: errno) }
+            do { try FileSystem.writeAtomically(path, text) } catch { throw FrontendError(error) }
         }
         guard let program = ssl.reload.first else { return }
-        let process = Spawn(argv: ssl.reload)
-        guard process.run() == 0 else {
+        let status = (try? Spawner.run(ssl.reload, environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin"], timeoutSeconds: 120))?.status
+        guard status == 0 else {
             throw .plugin(name: name, reason: "\(program) failed: the new HTTPS configuration was not loaded")
         }
     }
@@ -156,11 +155,7 @@ public struct ApacheFrontend: FrontendPlugin {
     // MARK: Files
 
     private func prepare() throws(FrontendError) {
-        var current = ""
-        for part in directory.split(separator: "/") {
-            current += "/" + part
-            if mkdir(current, 0o755) != 0 && errno != EEXIST { throw .io(step: "mkdir", path: current, errno: errno) }
-        }
+        do { try FileSystem.makeDirectories(directory) } catch { throw FrontendError(error) }
         for map in Self.maps where access(path(map), F_OK) != 0 {
             let fd = open(path(map), O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
             if fd >= 0 { close(fd) }
@@ -170,13 +165,7 @@ public struct ApacheFrontend: FrontendPlugin {
     func path(_ map: String) -> String { directory + "/" + map + ".txt" }
 
     private func withLock(_ body: () throws(FrontendError) -> Void) throws(FrontendError) {
-        let lockPath = directory + "/.maps.lock"
-        let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw .io(step: "open lock", path: lockPath, errno: errno) }
-        defer { close(fd) }
-        while flock(fd, LOCK_EX) != 0 { if errno != EINTR { throw .io(step: "flock", path: lockPath, errno: errno) } }
-        defer { flock(fd, LOCK_UN) }
-        try body()
+        try LockFile.withLock(directory + "/.maps.lock", wrap: FrontendError.init, body)
     }
 
     func lines(_ map: String) -> [String] {

@@ -15,6 +15,11 @@ public enum FrontendError: NodeError, Equatable {
     case plugin(name: String, reason: String)
     case invalidSSL(alias: String, reason: String)
 
+    /// A failed system call of the shared helpers.
+    public init(_ error: SystemError) {
+        self = .io(step: error.step, path: error.path, errno: error.errno)
+    }
+
     public var kind: NodeErrorKind {
         switch self {
         case .invalidName, .invalidConnection, .invalidSSL: return .invalidArgument

@@ -23,10 +23,18 @@ public final class FrontendManager: Sendable {
         try update(uuid, creating: GearFrontend(uuid: uuid, appUUID: appUUID, fqdn: fqdn)) { _ in }
     }
 
+    /// Removes the gear's routes, its document and its lock file; nothing there is fine.
     public func destroy(uuid: String) throws(FrontendError) {
-        let previous = try frontend(uuid)
-        try applyChain(nil, previous: previous, uuid: uuid)
-        unlink(documentPath(uuid))
+        _ = try frontend(uuid)
+        try prepare()
+        let lock: LockFile
+        do { lock = try LockFile.acquire(lockPath(uuid)) } catch { throw FrontendError(error) }
+        defer { lock.release() }
+        if let previous = try frontend(uuid) {
+            try applyChain(nil, previous: previous, uuid: uuid)
+            guard unlink(documentPath(uuid)) == 0 || errno == ENOENT else { throw .io(step: "unlink", path: documentPath(uuid), errno: errno) }
+        }
+        lock.remove()
     }
 
     public func connect(uuid: String, _ connections: [Connection], allowedIPs: Set<String>? = nil) throws(FrontendError) {
@@ -72,11 +80,13 @@ public final class FrontendManager: Sendable {
             throw .invalidSSL(alias: certificate.alias, reason: "Specified alias \(certificate.alias) does not exist for the app")
         }
         try prepare()
-        if mkdir(certificateDirectory, 0o700) != 0 && errno != EEXIST { throw .io(step: "mkdir", path: certificateDirectory, errno: errno) }
-        for (suffix, text) in [("crt", certificate.chain), ("key", certificate.key)] {
-            let path = certificateDirectory + "/" + certificate.alias + "." + suffix
-            guard FileManager.default.createFile(atPath: path + ".new", contents: Data(text.utf8), attributes: [.posixPermissions: 0o600]),
-                  rename(path + ".new", path) == 0 else { throw .io(step: "write", path: path, errno: errno) }
+        do {
+            try FileSystem.makeDirectories(certificateDirectory, mode: 0o700)
+            for (suffix, text) in [("crt", certificate.chain), ("key", certificate.key)] {
+                try FileSystem.writeAtomically(certificateDirectory + "/" + certificate.alias + "." + suffix, text, mode: 0o600)
+            }
+        } catch {
+            throw FrontendError(error)
         }
         try update(uuid) { frontend in
             frontend.sslAliases.removeAll { $0 == certificate.alias }
@@ -201,32 +211,16 @@ public final class FrontendManager: Sendable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
         guard let data = try? encoder.encode(frontend) else { throw .corruptState(path: documentPath(frontend.uuid), reason: "cannot encode") }
-        let path = documentPath(frontend.uuid)
-        let temp = stateDirectory + "/.\(frontend.uuid).json.tmp-\(getpid())"
-        guard FileManager.default.createFile(atPath: temp, contents: data) else { throw .io(step: "create", path: temp, errno: errno) }
-        let fd = open(temp, O_RDONLY)
-        if fd >= 0 {
-            fsync(fd)
-            close(fd)
-        }
-        guard rename(temp, path) == 0 else { throw .io(step: "rename", path: path, errno: errno) }
+        do { try FileSystem.writeAtomically(documentPath(frontend.uuid), Array(data)) } catch { throw FrontendError(error) }
     }
 
     func prepare() throws(FrontendError) {
-        var current = ""
-        for part in stateDirectory.split(separator: "/") {
-            current += "/" + part
-            if mkdir(current, 0o755) != 0 && errno != EEXIST { throw .io(step: "mkdir", path: current, errno: errno) }
-        }
+        do { try FileSystem.makeDirectories(stateDirectory) } catch { throw FrontendError(error) }
     }
 
+    func lockPath(_ uuid: String) -> String { stateDirectory + "/.lock." + uuid }
+
     private func withLock(_ uuid: String, _ body: () throws(FrontendError) -> Void) throws(FrontendError) {
-        let path = stateDirectory + "/.lock." + uuid
-        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw .io(step: "open lock", path: path, errno: errno) }
-        defer { close(fd) }
-        while flock(fd, LOCK_EX) != 0 { if errno != EINTR { throw .io(step: "flock", path: path, errno: errno) } }
-        defer { flock(fd, LOCK_UN) }
-        try body()
+        try LockFile.withLock(lockPath(uuid), wrap: FrontendError.init, body)
     }
 }

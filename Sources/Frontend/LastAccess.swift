@@ -27,7 +27,7 @@ public struct LastAccess: Sendable {
     /// Folds the new log lines into the records; returns how many lines were read.
     @discardableResult
     public func update() throws(FrontendError) -> Int {
-        if mkdir(directory, 0o755) != 0 && errno != EEXIST { throw .io(step: "create", path: directory, errno: errno) }
+        do { try FileSystem.makeDirectories(directory) } catch { throw FrontendError(error) }
         let fd = open(logPath, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return 0 }
         defer { close(fd) }
@@ -78,12 +78,6 @@ public struct LastAccess: Sendable {
     }
 
     func write(_ path: String, _ text: String) throws(FrontendError) {
-        let temp = path + ".tmp"
-        let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw .io(step: "create", path: temp, errno: errno) }
-        let bytes = Array(text.utf8)
-        let written = Glibc.write(fd, bytes, bytes.count)
-        close(fd)
-        guard written == bytes.count, rename(temp, path) == 0 else { throw .io(step: "write", path: path, errno: errno) }
+        do { try FileSystem.writeAtomically(path, text) } catch { throw FrontendError(error) }
     }
 }

@@ -1,4 +1,5 @@
 import Containment
+import Frontend
 import NodeConfig
 
 #if canImport(Glibc)
@@ -32,9 +33,10 @@ public struct SSHKey: Sendable, Equatable {
 }
 
 /// The broker's access to a gear: SSH keys (`.ssh/authorized_keys`), the broker auth token
-/// (`.auth/`), user environment variables (`.env/user_vars/`). Each change holds the gear's lock
-/// and replaces its file by rename; the files are the node's (root) with the gear's group
-/// allowed to read, so a gear cannot grant itself keys.
+/// (`.auth/`), environment variables (`.env/`), user variables (`.env/user_vars/`), deployment
+/// settings, and the gear's routes. Each change holds the gear's lock and replaces its file by
+/// rename; the files are the node's (root) with the gear's group allowed to read, so a gear
+/// cannot grant itself keys or variables.
 extension GearManager {
     var authorizedKeysName: String { ".ssh/authorized_keys" }
 
@@ -46,23 +48,27 @@ extension GearManager {
 
     public func sshKeys(_ uuid: String) throws(GearsError) -> [String] {
         let gear = try self.gear(uuid)
-        return (FileSystem.read(gear.home + "/" + authorizedKeysName) ?? "").split(separator: "\n").map(String.init)
+        return (try home(gear).readText(authorizedKeysName) ?? "").split(separator: "\n").map(String.init)
     }
 
     /// Adds keys (a key already present is replaced), removes keys (by key body), or, with
     /// `replacingAll`, makes `add` the whole set.
     public func changeSSHKeys(_ uuid: String, add: [SSHKey] = [], remove: [String] = [], replacingAll: Bool = false) throws(GearsError) {
         for key in add { try key.validate() }
-        let gear = try self.gear(uuid)
-        try withLock("gear." + uuid) { () throws(GearsError) in
-            let path = gear.home + "/" + authorizedKeysName
-            var lines = replacingAll ? [] : (FileSystem.read(path) ?? "").split(separator: "\n").map(String.init)
+        try withGear(uuid) { (gear: Gear) throws(GearsError) in
+            let home = try self.home(gear)
+            var lines = replacingAll ? [] : (home.readText(authorizedKeysName) ?? "").split(separator: "\n").map(String.init)
             let dropped = Set(remove + add.map(\.key))
             lines.removeAll { line in line.split(separator: " ").contains { dropped.contains(String($0)) } }
             lines += add.map { authorizedKeysLine($0, gear: gear) }
-            try writeGearFile(gear, authorizedKeysName, lines.isEmpty ? "" : lines.joined(separator: "\n") + "\n", mode: 0o640)
+            try containing { () throws(ContainmentError) in
+                try home.write(authorizedKeysName, lines.isEmpty ? "" : lines.joined(separator: "\n") + "\n", mode: 0o640, owner: .root)
+            }
         }
     }
+
+    /// Whether the gear holds a broker auth token.
+    public func hasBrokerAuth(_ gear: Gear) -> Bool { (try? home(gear))?.exists(".auth/token") ?? false }
 
     /// Writes (or with nil, removes) the broker auth iv and token.
     public func setBrokerAuth(_ uuid: String, iv: String?, token: String?) throws(GearsError) {
@@ -71,56 +77,99 @@ extension GearManager {
                 throw .invalidArgument(field: field, value: String(value.prefix(32)), reason: "must be base64 text")
             }
         }
-        let gear = try self.gear(uuid)
-        try withLock("gear." + uuid) { () throws(GearsError) in
-            let directory = gear.home + "/.auth"
-            if let iv, let token {
-                if mkdir(directory, 0o750) != 0 && errno != EEXIST { throw .io(step: "mkdir", path: directory, errno: errno) }
-                try containing { () throws(ContainmentError) in try plugin.own(directory, by: gear.identity, writable: false) }
-                try writeGearFile(gear, ".auth/iv", iv, mode: 0o640)
-                try writeGearFile(gear, ".auth/token", token, mode: 0o640)
-            } else {
-                unlink(directory + "/iv")
-                unlink(directory + "/token")
+        try withGear(uuid) { (gear: Gear) throws(GearsError) in
+            let home = try self.home(gear)
+            try containing { () throws(ContainmentError) in
+                if let iv, let token {
+                    try home.makeDirectory(".auth", mode: 0o750, owner: .root)
+                    try home.write(".auth/iv", iv, mode: 0o640, owner: .root)
+                    try home.write(".auth/token", token, mode: 0o640, owner: .root)
+                } else {
+                    try home.remove(".auth/iv")
+                    try home.remove(".auth/token")
+                }
             }
         }
     }
 
     /// The user's environment variables (`rhc env`).
     public func userVariables(_ uuid: String) throws(GearsError) -> [String: String] {
-        EnvDirectory(try gear(uuid).home + "/.env/user_vars").read()
+        EnvDirectory(try home(try gear(uuid)), ".env/user_vars").read()
     }
 
     /// Sets and removes user variables, within `USER_VARIABLE_MAX_COUNT`; names that the node
-    /// or cartridges own (`OPENSHIFT_*` and the like) are refused.
+    /// or cartridges own, and loader and shell start-up variables, are refused.
     public func changeUserVariables(_ uuid: String, set: [String: String] = [:], remove: [String] = []) throws(GearsError) {
         for (name, value) in set {
-            guard EnvDirectory.isValidName(name), !name.hasPrefix("OPENSHIFT_"), !["PATH", "HOME", "USER", "LD_PRELOAD", "LD_LIBRARY_PATH"].contains(name) else {
-                throw .invalidArgument(field: "user variable name", value: name, reason: "not a name users may set")
+            if let reason = VariablePolicy.userRefusal(name) {
+                throw .invalidArgument(field: "user variable name", value: name, reason: reason)
             }
-            guard value.utf8.count <= 512 * 1024, !value.contains("\0") else {
-                throw .invalidArgument(field: "user variable \(name)", value: String(value.prefix(32)), reason: "too long or holds a NUL")
+            guard value.utf8.count <= GearHome.environmentValueLimit, !value.utf8.contains(0) else {
+                throw .invalidArgument(field: "user variable \(name)", value: String(value.prefix(32)), reason: "longer than 128 KiB or holds a NUL")
             }
         }
-        let gear = try self.gear(uuid)
-        try withLock("gear." + uuid) { () throws(GearsError) in
-            let directory = EnvDirectory(gear.home + "/.env/user_vars")
+        try withGear(uuid) { (gear: Gear) throws(GearsError) in
+            let directory = EnvDirectory(try home(gear), ".env/user_vars")
             let existing = directory.read()
             let count = Set(existing.keys).subtracting(remove).union(set.keys).count
             let limit = configuration.integer("USER_VARIABLE_MAX_COUNT")
             if count > limit {
                 throw .invalidArgument(field: "user variables", value: "\(count)", reason: "at most \(limit) per gear (USER_VARIABLE_MAX_COUNT)")
             }
-            for name in remove where EnvDirectory.isValidName(name) { directory.remove(name) }
+            for name in remove where EnvDirectory.isValidName(name) { try directory.remove(name) }
             for (name, value) in set.sorted(by: { $0.key < $1.key }) { try directory.write(name, value, mode: 0o640) }
         }
     }
 
-    /// A file of the gear that the node owns and the gear may read.
-    func writeGearFile(_ gear: Gear, _ relative: String, _ text: String, mode: mode_t) throws(GearsError) {
-        let path = gear.home + "/" + relative
-        try writeFileAtomically(path, text, mode: mode)
-        try containing { () throws(ContainmentError) in try plugin.own(path, by: gear.identity, writable: false) }
-        guard chmod(path, mode) == 0 else { throw .io(step: "chmod", path: path, errno: errno) }
+    /// Sets (`env-var-add`) or, with nil, removes (`env-var-remove`) a variable of the gear's
+    /// `.env`. Names the node manages (what it wrote at create and for endpoints, identities,
+    /// deployment settings) and loader and shell start-up variables are refused.
+    public func setEnvironmentVariable(_ uuid: String, _ name: String, _ value: String?) throws(GearsError) {
+        if let value, value.utf8.contains(where: { ($0 < 32 && $0 != 9) || $0 == 127 }) {
+            throw .invalidArgument(field: "value of \(name)", value: String(value.prefix(32)), reason: "must not contain control characters")
+        }
+        try Self.validate(uuid: uuid)
+        try withGearLock(uuid) { () throws(GearsError) in
+            let record = try self.record(uuid)
+            let written = Set(record.cartridges.flatMap(\.variables))
+            if let reason = VariablePolicy.brokerRefusal(name, nodeVariables: written) {
+                throw .invalidArgument(field: "environment variable name", value: name, reason: reason)
+            }
+            let env = EnvDirectory(try home(gear(from: record)), ".env")
+            if let value { try env.write(name, value) } else { try env.remove(name) }
+        }
+    }
+
+    /// The broker's deployment settings (`update-configuration`), as node-managed `.env` variables.
+    public func setDeploymentSettings(_ uuid: String, _ settings: [String: String]) throws(GearsError) {
+        let names = ["auto_deploy": "OPENSHIFT_AUTO_DEPLOY", "deployment_branch": "OPENSHIFT_DEPLOYMENT_BRANCH",
+                     "keep_deployments": "OPENSHIFT_KEEP_DEPLOYMENTS", "deployment_type": "OPENSHIFT_DEPLOYMENT_TYPE"]
+        for (key, value) in settings {
+            guard names[key] != nil else {
+                throw .invalidArgument(field: "deployment setting", value: key, reason: "expected one of \(names.keys.sorted().joined(separator: ", "))")
+            }
+            guard value.range(of: #"^[A-Za-z0-9_.\-/]{1,128}$"#, options: .regularExpression) != nil else {
+                throw .invalidArgument(field: key, value: String(value.prefix(64)), reason: "expected 1 to 128 letters, digits or _ . - /")
+            }
+        }
+        try withGear(uuid) { (gear: Gear) throws(GearsError) in
+            let env = EnvDirectory(try home(gear), ".env")
+            for (key, value) in settings.sorted(by: { $0.key < $1.key }) { try env.write(names[key]!, value) }
+        }
+    }
+
+    /// The gear's `.env` variables (the broker's `get_gear_envs`).
+    public func environmentVariables(_ uuid: String) throws(GearsError) -> [String: String] {
+        EnvDirectory(try home(try gear(uuid)), ".env").read()
+    }
+
+    /// Runs a change of the gear's routes holding the gear's lock, like every other change to it.
+    public func withFrontend<T>(_ uuid: String, _ body: (Gear, FrontendManager) throws(FrontendError) -> T) throws(GearsError) -> T {
+        guard let frontend else {
+            throw .frontend(.plugin(name: "frontend", reason: "no frontend is configured on this node (OPENSHIFT_FRONTEND_HTTP_PLUGINS)"))
+        }
+        return try withGear(uuid) { (gear: Gear) throws(GearsError) -> T in
+            try routing { () throws(FrontendError) -> T in try body(gear, frontend) }
+        }
     }
 }

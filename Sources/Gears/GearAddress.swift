@@ -1,3 +1,5 @@
+import NodeConfig
+
 /// A gear's loopback block: 127 addresses derived from its uid, as in the original.
 public enum GearAddress {
     /// `127.0.0.0 + (offset << 7) + ((uid mod wraparound) << 7) + host`, host in 1...127.
@@ -9,7 +11,13 @@ public enum GearAddress {
     }
 
     /// Every address of a gear's block: the targets its routes may point at.
-    public static func block(uid: UInt32) -> Set<String> {
-        Set((1...127).compactMap { ip(uid: uid, host: $0) })
+    public static func block(uid: UInt32, wraparoundUID: Int = 65536, wraparoundOffset: Int = 1) -> Set<String> {
+        Set((1...127).compactMap { ip(uid: uid, host: $0, wraparoundUID: wraparoundUID, wraparoundOffset: wraparoundOffset) })
+    }
+
+    /// The block with the node's wraparound settings.
+    public static func block(uid: UInt32, configuration: NodeConfiguration) -> Set<String> {
+        block(uid: uid, wraparoundUID: configuration.integer("WRAPAROUND_UID"),
+              wraparoundOffset: configuration.integer("IP_ADDRESS_WRAPAROUND_OFFSET"))
     }
 }

@@ -8,14 +8,20 @@ import NodeConfig
 import Glibc
 #endif
 
-/// Creates, configures, runs and destroys the gears of this node.
+/// Creates, configures, runs and destroys the gears of this node. The only code that changes a
+/// gear's state: the agent and the commands come here for everything that touches a gear.
 ///
-/// Every operation on a gear holds that gear's lock file (`<GEAR_BASE_DIR>/.locks/gear.<uuid>`,
-/// persistent), so concurrent requests for one gear are serialised across processes; uid
-/// allocation and account creation also hold the node's create lock. Each multi-step operation
-/// undoes its own steps when one fails: a failed create leaves no account, home or cgroup; a
-/// failed configure leaves no cartridge directory or variables.
-public final class GearManager: Sendable {
+/// - Every operation on a gear validates its input first, then holds that gear's lock file
+///   (`<GEAR_BASE_DIR>/.locks/gear.<uuid>`), so requests for one gear are serialised across
+///   processes; uid allocation also holds the node's create lock. Destroy removes the lock file.
+/// - What the node trusts about a gear is its `GearRecord`, outside the gear's reach; the
+///   record is written before each multi-step operation and after it, so any operation killed
+///   at any instruction is finished or removed by the next one (see `GearRecord`).
+/// - Root touches the gear's files only through its `GearHome` (by descriptor, never following
+///   a link), and runs its processes only through the container plugin. The home and `.env` are
+///   root's and stay root's; the gear owns what the reference gives it (app-root/data, logs,
+///   runtime, its cartridge directories).
+public final class GearManager: Sendable, CartridgeUsage {
     public let configuration: NodeConfiguration
     public let gearBaseDir: String
     public let plugin: any ContainerPlugin
@@ -23,6 +29,7 @@ public final class GearManager: Sendable {
     public let hookTimeoutSeconds: Double
     /// The gears' web routes; nil when the node runs without a frontend.
     public let frontend: FrontendManager?
+    let records: GearRecords
     let logger: Logger
 
     public init(configuration: NodeConfiguration, gearBaseDir: String, plugin: any ContainerPlugin, repository: CartridgeRepository,
@@ -33,6 +40,7 @@ public final class GearManager: Sendable {
         self.plugin = plugin
         self.repository = repository
         self.hookTimeoutSeconds = hookTimeoutSeconds
+        self.records = GearRecords(gearBaseDir: gearBaseDir)
         self.logger = logger
     }
 
@@ -43,60 +51,75 @@ public final class GearManager: Sendable {
 
     @discardableResult
     public func create(_ request: GearCreateRequest) throws(GearsError) -> Gear {
-        try containing { () throws(ContainmentError) in try GearIdentity.validate(uuid: request.uuid) }
+        try Self.validate(uuid: request.uuid)
         for (field, value) in [("application uuid", request.appUUID), ("application name", request.appName),
                                ("gear name", request.gearName), ("namespace", request.namespace)] {
             try Self.validateName(field, value)
         }
         try prepareBaseDirectory()
-        return try withLock("gear." + request.uuid) { () throws(GearsError) -> Gear in
-            let home = gearBaseDir + "/" + request.uuid
-            if access(home, F_OK) == 0 { throw .gearExists(request.uuid) }
-            let identity = try withLock("create") { () throws(GearsError) -> GearIdentity in
-                if UnixAccounts.user(named: request.uuid) != nil && plugin.name == "selinux" {
+        return try withGearLock(request.uuid) { () throws(GearsError) -> Gear in
+            if let existing = try records.read(request.uuid) {
+                if existing.state == .created { throw .gearExists(request.uuid) }
+                // A create or destroy killed half way: remove what it left, then create anew.
+                try removeEverything(of: existing)
+            }
+            let record = try withLock("create") { () throws(GearsError) -> GearRecord in
+                if access(gearBaseDir + "/" + request.uuid, F_OK) == 0 {
+                    throw .invalidArgument(field: "container uuid", value: request.uuid, reason: "\(gearBaseDir)/\(request.uuid) exists and is not a gear of this node")
+                }
+                if plugin.name == "selinux" && UnixAccounts.user(named: request.uuid) != nil {
                     throw .invalidArgument(field: "container uuid", value: request.uuid, reason: "a user of that name already exists")
                 }
+                let used = Set(records.all().map(\.uid))
                 let uid: UInt32
                 if let given = request.uid {
-                    uid = try containing { () throws(ContainmentError) in try checkRequestedUID(given) }
+                    uid = try checkRequestedUID(given, used: used)
                 } else {
-                    uid = try containing { () throws(ContainmentError) in try plugin.allocateUID() }
+                    uid = try containing { () throws(ContainmentError) in try plugin.allocateUID(excluding: used) }
                 }
-                let label = try containing { () throws(ContainmentError) in try MCSLabel(uid: Int(uid), parameters: mcsParameters) }
-                let identity = GearIdentity(uuid: request.uuid, uid: uid, gid: uid, home: home, mcsLabel: label)
-                try containing { () throws(ContainmentError) in try plugin.create(identity) }
-                return identity
+                _ = try containing { () throws(ContainmentError) in try MCSLabel(uid: Int(uid), parameters: mcsParameters) }
+                // The journal first: from here on, whatever exists of the gear can be found and removed.
+                let record = GearRecord(uuid: request.uuid, uid: uid, appUUID: request.appUUID, appName: request.appName,
+                                        gearName: request.gearName, namespace: request.namespace, state: .creating)
+                try records.write(record)
+                try fail("gear.create.journaled", request.uuid)
+                try containing { () throws(ContainmentError) in try plugin.create(identity(of: record)) }
+                return record
             }
-            let gear = Gear(identity: identity, appUUID: request.appUUID, appName: request.appName, gearName: request.gearName,
-                            namespace: request.namespace)
+            let gear = self.gear(from: record)
             do throws(GearsError) {
                 try initializeHome(gear)
                 try routing { () throws(FrontendError) in
                     try frontend?.create(uuid: gear.uuid, appUUID: gear.appUUID, gearName: gear.gearName, namespace: gear.namespace)
                 }
-                try fail("gear.create.end", gear)
+                try fail("gear.create.end", gear.uuid)
+                var done = record
+                done.state = .created
+                try records.write(done)
             } catch {
-                try? frontend?.destroy(uuid: identity.uuid)
-                try? plugin.destroy(identity)
+                try? removeEverything(of: record)
                 throw error
             }
-            logger.info("created gear", metadata: ["gear.uuid": "\(gear.uuid)", "gear.uid": "\(identity.uid)"])
+            logger.info("created gear", metadata: ["gear.uuid": "\(gear.uuid)", "gear.uid": "\(record.uid)"])
             return gear
         }
     }
 
-    func checkRequestedUID(_ uid: UInt32) throws(ContainmentError) -> UInt32 {
+    func checkRequestedUID(_ uid: UInt32, used: Set<UInt32>) throws(GearsError) -> UInt32 {
         let low = configuration.integer("GEAR_MIN_UID"), high = configuration.integer("GEAR_MAX_UID")
         guard Int(uid) >= low, Int(uid) <= high else {
             throw .invalidArgument(field: "uid", value: "\(uid)", reason: "outside GEAR_MIN_UID...GEAR_MAX_UID (\(low)...\(high))")
         }
-        if plugin.name == "selinux" && (UnixAccounts.uidExists(uid) || UnixAccounts.gidExists(uid)) {
+        guard !used.contains(uid) else { throw .invalidArgument(field: "uid", value: "\(uid)", reason: "already used by another gear") }
+        guard plugin.isFree(uid: uid) else {
             throw .invalidArgument(field: "uid", value: "\(uid)", reason: "already used by a user or group of this host")
         }
-        if plugin.name == "sandbox" && allGears().contains(where: { $0.identity.uid == uid }) {
-            throw .invalidArgument(field: "uid", value: "\(uid)", reason: "already used by another gear")
-        }
         return uid
+    }
+
+    /// A gear name is a Unix login; checked before anything (a lock file included) is created.
+    static func validate(uuid: String) throws(GearsError) {
+        try containing { () throws(ContainmentError) in try GearIdentity.validate(uuid: uuid) }
     }
 
     static func validateName(_ field: String, _ value: String) throws(GearsError) {
@@ -106,157 +129,180 @@ public final class GearManager: Sendable {
     }
 
     private func prepareBaseDirectory() throws(GearsError) {
-        for directory in [gearBaseDir, locksDir] where access(directory, F_OK) != 0 {
-            var current = ""
-            for part in directory.split(separator: "/") {
-                current += "/" + part
-                if mkdir(current, 0o755) != 0 && errno != EEXIST { throw .io(step: "mkdir", path: current, errno: errno) }
-            }
+        do {
+            try FileSystem.makeDirectories(gearBaseDir, mode: 0o755)
+            try FileSystem.makeDirectories(locksDir, mode: 0o700)
+        } catch {
+            throw GearsError(error)
         }
+        try records.prepare()
     }
 
-    /// The home layout of the reference: owners, modes and the gear's environment.
+    /// The home layout of the reference: owners, modes and the gear's environment. The home and
+    /// `.env` (with `user_vars`) are root's, the gear's group may read them.
     private func initializeHome(_ gear: Gear) throws(GearsError) {
-        let home = gear.home
-        let id = gear.identity
-        func dir(_ relative: String, _ mode: mode_t, writable: Bool) throws(GearsError) {
-            let path = home + "/" + relative
-            if mkdir(path, mode) != 0 && errno != EEXIST { throw .io(step: "mkdir", path: path, errno: errno) }
-            try containing { () throws(ContainmentError) in try plugin.own(path, by: id, writable: writable) }
-            guard chmod(path, mode) == 0 else { throw .io(step: "chmod", path: path, errno: errno) }
+        let home = try self.home(gear)
+        try containing { () throws(ContainmentError) in
+            try home.makeDirectory(".env", mode: 0o750, owner: .root)
+            try home.makeDirectory(".env/user_vars", mode: 0o750, owner: .root)
+            try home.makeDirectory(".ssh", mode: 0o750, owner: .root)
+            try home.makeDirectory(".tmp", mode: 0o750, owner: .gear)
+            try home.makeDirectory(".sandbox", mode: 0o750, owner: .gear)
+            try home.makeDirectory(".gem", mode: 0o750, owner: .gear)
+            try home.makeDirectory("app-root", mode: 0o750, owner: .root)
+            for relative in ["app-root/data", "app-root/logs", "app-root/runtime", "app-root/runtime/repo",
+                             "app-root/runtime/dependencies", "app-root/runtime/build-dependencies", "app-deployments"] {
+                try home.makeDirectory(relative, mode: 0o750, owner: .gear)
+            }
+            for name in ["repo", "dependencies", "build-dependencies"] { try home.symlink("runtime/" + name, at: "app-root/" + name) }
+            try home.symlink("../data", at: "app-root/runtime/data")
         }
-        try dir(".env", 0o750, writable: false)
-        try dir(".env/user_vars", 0o770, writable: false)
-        try dir(".ssh", 0o750, writable: false)
-        try dir(".tmp", 0o750, writable: true)
-        try dir(".sandbox", 0o750, writable: true)
-        try dir("app-root", 0o750, writable: false)
-        for relative in ["app-root/data", "app-root/logs", "app-root/runtime", "app-root/runtime/repo",
-                         "app-root/runtime/dependencies", "app-root/runtime/build-dependencies", "app-deployments"] {
-            try dir(relative, 0o750, writable: true)
-        }
-        for name in ["repo", "dependencies", "build-dependencies"] {
-            symlink("runtime/" + name, home + "/app-root/" + name)
-        }
-        symlink("../data", home + "/app-root/runtime/data")
         let domain = configuration.string("CLOUD_DOMAIN")
         let memory = (ResourceLimitsCache.shared.cgroupLimits.memoryBytes ?? 536_870_912) / (1024 * 1024)
+        let path = gear.home
         let variables: [String: String] = [
             "OPENSHIFT_GEAR_UUID": gear.uuid, "OPENSHIFT_GEAR_NAME": gear.gearName,
             "OPENSHIFT_APP_UUID": gear.appUUID, "OPENSHIFT_APP_NAME": gear.appName, "OPENSHIFT_NAMESPACE": gear.namespace,
             "OPENSHIFT_APP_DNS": "\(gear.appName)-\(gear.namespace).\(domain)",
             "OPENSHIFT_GEAR_DNS": "\(gear.gearName)-\(gear.namespace).\(domain)",
-            "OPENSHIFT_HOMEDIR": home + "/", "HOME": home + "/",
-            "OPENSHIFT_DATA_DIR": home + "/app-root/data/", "OPENSHIFT_LOG_DIR": home + "/app-root/logs/",
-            "OPENSHIFT_REPO_DIR": home + "/app-root/runtime/repo/",
-            "OPENSHIFT_DEPENDENCIES_DIR": home + "/app-root/runtime/dependencies/",
-            "OPENSHIFT_BUILD_DEPENDENCIES_DIR": home + "/app-root/runtime/build-dependencies/",
-            "OPENSHIFT_DEPLOYMENTS_DIR": home + "/app-deployments/", "HISTFILE": home + "/app-root/data/.bash_history",
-            "GEM_HOME": home + "/.gem", "OPENSHIFT_TMP_DIR": "/tmp/", "TMP_DIR": "/tmp/", "TMPDIR": "/tmp/", "TMP": "/tmp/",
+            "OPENSHIFT_HOMEDIR": path + "/", "HOME": path + "/",
+            "OPENSHIFT_DATA_DIR": path + "/app-root/data/", "OPENSHIFT_LOG_DIR": path + "/app-root/logs/",
+            "OPENSHIFT_REPO_DIR": path + "/app-root/runtime/repo/",
+            "OPENSHIFT_DEPENDENCIES_DIR": path + "/app-root/runtime/dependencies/",
+            "OPENSHIFT_BUILD_DEPENDENCIES_DIR": path + "/app-root/runtime/build-dependencies/",
+            "OPENSHIFT_DEPLOYMENTS_DIR": path + "/app-deployments/", "HISTFILE": path + "/app-root/data/.bash_history",
+            "GEM_HOME": path + "/.gem", "OPENSHIFT_TMP_DIR": "/tmp/", "TMP_DIR": "/tmp/", "TMPDIR": "/tmp/", "TMP": "/tmp/",
             "OPENSHIFT_GEAR_MEMORY_MB": "\(memory)",
         ]
-        let env = EnvDirectory(home + "/.env")
-        for (name, value) in variables {
-            try env.write(name, value)
-            try containing { () throws(ContainmentError) in try plugin.own(env.path + "/" + name, by: id, writable: false) }
-        }
-        // Node bookkeeping (not a variable: dot files are never read as environment).
-        try writeFileAtomically(home + "/.env/.uid", "\(id.uid)\n")
-        try setState(gear, .new)
+        let env = EnvDirectory(home, ".env")
+        for (name, value) in variables.sorted(by: { $0.key < $1.key }) { try env.write(name, value) }
+        try setState(gear, .new, in: home)
     }
 
     // MARK: Lookup
 
-    /// The gear recorded at `<GEAR_BASE_DIR>/<uuid>`.
+    /// The gear recorded as `uuid` (a complete one: a half-created gear is not found).
     public func gear(_ uuid: String) throws(GearsError) -> Gear {
-        try containing { () throws(ContainmentError) in try GearIdentity.validate(uuid: uuid) }
-        let home = gearBaseDir + "/" + uuid
-        let env = EnvDirectory(home + "/.env")
-        guard let uidText = readSmallFile(home + "/.env/.uid"), let uid = UInt32(uidText.filter(\.isNumber)),
-              env.value("OPENSHIFT_GEAR_UUID") == uuid else { throw .gearNotFound(uuid) }
-        let label = try? MCSLabel(uid: Int(uid), parameters: mcsParameters)
-        return Gear(identity: GearIdentity(uuid: uuid, uid: uid, gid: uid, home: home, mcsLabel: label),
-                    appUUID: env.value("OPENSHIFT_APP_UUID") ?? "", appName: env.value("OPENSHIFT_APP_NAME") ?? "",
-                    gearName: env.value("OPENSHIFT_GEAR_NAME") ?? "", namespace: env.value("OPENSHIFT_NAMESPACE") ?? "")
+        try Self.validate(uuid: uuid)
+        guard let record = try records.read(uuid), record.state == .created else { throw .gearNotFound(uuid) }
+        return gear(from: record)
+    }
+
+    func record(_ uuid: String) throws(GearsError) -> GearRecord {
+        try Self.validate(uuid: uuid)
+        guard let record = try records.read(uuid), record.state == .created else { throw .gearNotFound(uuid) }
+        return record
+    }
+
+    func gear(from record: GearRecord) -> Gear {
+        Gear(identity: identity(of: record), appUUID: record.appUUID, appName: record.appName, gearName: record.gearName,
+             namespace: record.namespace)
+    }
+
+    func identity(of record: GearRecord) -> GearIdentity {
+        GearIdentity(uuid: record.uuid, uid: record.uid, gid: record.uid, home: gearBaseDir + "/" + record.uuid,
+                     mcsLabel: try? MCSLabel(uid: Int(record.uid), parameters: mcsParameters))
+    }
+
+    /// The gear's home, opened by descriptor.
+    func home(_ gear: Gear) throws(GearsError) -> GearHome {
+        try containing { () throws(ContainmentError) in try plugin.home(gear.identity) }
     }
 
     /// Every gear of this node, sorted by uuid.
     public func allGears() -> [Gear] {
-        (FileSystem.entries(gearBaseDir) ?? []).filter { !$0.hasPrefix(".") }.compactMap { try? gear($0) }
+        records.all().filter { $0.state == .created }.map(gear(from:))
+    }
+
+    /// Gears using a cartridge version (asked by the repository before an erase).
+    public func gears(using vendor: String, name: String, cartridgeVersion: String) -> [String] {
+        RecordedCartridgeUsage(gearBaseDir: gearBaseDir).gears(using: vendor, name: name, cartridgeVersion: cartridgeVersion)
     }
 
     // MARK: Destroy
 
-    /// Runs every cartridge's teardown, then removes the gear entirely. Destroying a gear that
-    /// does not exist succeeds (the broker retries destroys).
+    /// Runs every cartridge's teardown, then removes the gear entirely: account, group, home,
+    /// cgroup, quota, routes, record and lock file. Destroying a gear that does not exist
+    /// succeeds (the broker retries destroys); a half-created or half-destroyed one is removed.
     @discardableResult
     public func destroy(_ uuid: String, skipHooks: Bool = false) throws(GearsError) -> String {
-        try containing { () throws(ContainmentError) in try GearIdentity.validate(uuid: uuid) }
+        try Self.validate(uuid: uuid)
         try prepareBaseDirectory()
-        return try withLock("gear." + uuid) { () throws(GearsError) -> String in
-            let gear: Gear
-            do {
-                gear = try self.gear(uuid)
-            } catch {
-                // A half-created gear (home without records) is still removed.
-                let home = gearBaseDir + "/" + uuid
-                if access(home, F_OK) == 0 {
-                    let uid = UnixAccounts.user(named: uuid)?.uid ?? 0
-                    try? plugin.destroy(GearIdentity(uuid: uuid, uid: uid, gid: uid, home: home, mcsLabel: nil))
-                }
-                return ""
-            }
+        return try withGearLock(uuid, removeAfter: true) { () throws(GearsError) -> String in
+            guard var record = try records.read(uuid) else { return "" }
             var output = ""
-            if !skipHooks {
-                for cartridge in cartridges(of: gear) {
-                    let teardown = cartridge.directory + "/bin/teardown"
-                    guard access(teardown, X_OK) == 0 else { continue }
-                    if let result = try? runHook(gear, cartridge: cartridge, [teardown]) {
+            if record.state == .created && !skipHooks {
+                let gear = gear(from: record)
+                for cartridge in cartridges(of: gear, record: record) where hookExists(gear, cartridge, "teardown") {
+                    if let result = try? runHook(gear, cartridge: cartridge, [cartridge.directory + "/bin/teardown"]) {
                         output += result.stdout
                         if result.status != 0 { output += "CLIENT_ERROR: teardown of \(cartridge.name) failed (exit \(result.status))\n" }
                     }
                 }
             }
-            try routing { () throws(FrontendError) in try frontend?.destroy(uuid: uuid) }
-            try containing { () throws(ContainmentError) in try plugin.destroy(gear.identity) }
+            if record.state != .destroying {
+                record.state = .destroying
+                try records.write(record)
+            }
+            try removeEverything(of: record)
             logger.info("destroyed gear", metadata: ["gear.uuid": "\(uuid)"])
             return output
         }
     }
 
-    // MARK: Locks
-
-    func withLock<T>(_ name: String, _ body: () throws(GearsError) -> T) throws(GearsError) -> T {
-        let path = locksDir + "/" + name
-        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw .io(step: "open lock", path: path, errno: errno) }
-        defer { close(fd) }
-        while flock(fd, LOCK_EX) != 0 {
-            if errno != EINTR { throw .io(step: "flock", path: path, errno: errno) }
-        }
-        defer { flock(fd, LOCK_UN) }
-        return try body()
+    /// Removes whatever exists of a recorded gear, in any state; the record goes last.
+    func removeEverything(of record: GearRecord) throws(GearsError) {
+        try fail("gear.destroy.begin", record.uuid)
+        try routing { () throws(FrontendError) in try frontend?.destroy(uuid: record.uuid) }
+        try containing { () throws(ContainmentError) in try plugin.destroy(identity(of: record)) }
+        try records.remove(record.uuid)
     }
 
-    func fail(_ point: String, _ gear: Gear) throws(GearsError) {
-        try containing { () throws(ContainmentError) in try FailPoint.hit(point, gear.uuid) }
+    // MARK: Locks
+
+    /// Runs `body` holding the gear's lock; with `removeAfter`, the lock file is removed before
+    /// it is released (the gear is gone), and later lockers start on a new file.
+    func withGearLock<T>(_ uuid: String, removeAfter: Bool = false, _ body: () throws(GearsError) -> T) throws(GearsError) -> T {
+        let lock: LockFile
+        do { lock = try LockFile.acquire(locksDir + "/gear." + uuid) } catch { throw GearsError(error) }
+        defer { lock.release() }
+        let result = try body()
+        if removeAfter { lock.remove() }
+        return result
+    }
+
+    func withLock<T>(_ name: String, _ body: () throws(GearsError) -> T) throws(GearsError) -> T {
+        try LockFile.withLock(locksDir + "/" + name, wrap: GearsError.init, body)
+    }
+
+    /// Runs `body` on a complete gear, holding its lock: what every change to a gear does.
+    public func withGear<T>(_ uuid: String, _ body: (Gear) throws(GearsError) -> T) throws(GearsError) -> T {
+        try Self.validate(uuid: uuid)
+        return try withGearLock(uuid) { () throws(GearsError) -> T in try body(try gear(uuid)) }
+    }
+
+    func fail(_ point: String, _ uuid: String) throws(GearsError) {
+        try containing { () throws(ContainmentError) in try FailPoint.hit(point, uuid) }
     }
 
     // MARK: State
 
     public func state(_ gear: Gear) -> GearState {
-        readSmallFile(gear.home + "/app-root/runtime/.state").flatMap { GearState(rawValue: $0.trimmingWhitespace) } ?? .unknown
+        guard let home = try? home(gear), let text = home.readText("app-root/runtime/.state", limit: 64) else { return .unknown }
+        return GearState(rawValue: text.trimmingWhitespace) ?? .unknown
     }
 
-    func setState(_ gear: Gear, _ state: GearState) throws(GearsError) {
-        let path = gear.home + "/app-root/runtime/.state"
-        try writeFileAtomically(path, state.rawValue + "\n", mode: 0o660)
-        try containing { () throws(ContainmentError) in try plugin.own(path, by: gear.identity, writable: true) }
+    func setState(_ gear: Gear, _ state: GearState, in given: GearHome? = nil) throws(GearsError) {
+        let home: GearHome
+        if let given { home = given } else { home = try self.home(gear) }
+        try containing { () throws(ContainmentError) in
+            try home.write("app-root/runtime/.state", state.rawValue + "\n", mode: 0o660, owner: .gear)
+        }
     }
 
     var stopLockName: String { "app-root/runtime/.stop_lock" }
 
-    public func hasStopLock(_ gear: Gear) -> Bool { access(gear.home + "/" + stopLockName, F_OK) == 0 }
+    public func hasStopLock(_ gear: Gear) -> Bool { (try? home(gear))?.exists(stopLockName) ?? false }
 
     public func status(_ gear: Gear) -> GearStatus {
         GearStatus(uuid: gear.uuid, uid: gear.identity.uid, state: state(gear), stopLock: hasStopLock(gear),
@@ -268,7 +314,7 @@ public final class GearManager: Sendable {
 /// resource_limits.conf, read once per process (the node reads it at start, like the original).
 enum ResourceLimitsCache {
     static let shared: ResourceLimits = {
-        if let text = readSmallFile("/etc/openshift/resource_limits.conf"),
+        if let text = FileSystem.read("/etc/openshift/resource_limits.conf"),
            let limits = try? ResourceLimits(parsing: text, file: "/etc/openshift/resource_limits.conf") { return limits }
         return ResourceLimits()
     }()

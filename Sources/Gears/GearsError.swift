@@ -17,6 +17,11 @@ public enum GearsError: NodeError {
     case cartridges(CartridgesError)
     case io(step: String, path: String, errno: Int32)
 
+    /// A failed system call of the shared helpers.
+    public init(_ error: SystemError) {
+        self = .io(step: error.step, path: error.path, errno: error.errno)
+    }
+
     public var kind: NodeErrorKind {
         switch self {
         case .invalidArgument: return .invalidArgument

@@ -88,6 +88,17 @@ public enum TestFiles {
 
     public static func read(_ path: String) -> String? { FileSystem.read(path) }
 
+    /// A directory of environment variables as a test reads it (file name = name, content = value).
+    public static func environment(_ directory: String) -> [String: String] {
+        var result: [String: String] = [:]
+        for name in FileSystem.entries(directory) ?? [] where !name.hasPrefix(".") {
+            guard var value = FileSystem.read(directory + "/" + name) else { continue }
+            if value.hasSuffix("\n") { value.removeLast() }
+            result[name] = value
+        }
+        return result
+    }
+
     public static func makeDirectories(_ path: String) throws {
         var current = ""
         for part in path.split(separator: "/") {

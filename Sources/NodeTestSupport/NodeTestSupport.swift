@@ -15,16 +15,11 @@ public struct ScratchNode: Sendable {
     }
 
     public var configuration: CartridgeRepository.Configuration {
-        .init(path: repositoryPath, cartridgeBasePath: basePath, gearBaseDir: gearBaseDir)
+        .init(path: repositoryPath, cartridgeBasePath: basePath)
     }
 
     public func repository(afterFileCopied: (@Sendable (Int) -> Void)? = nil) -> CartridgeRepository {
         CartridgeRepository(configuration: configuration, afterFileCopied: afterFileCopied)
-    }
-
-    /// Records that gear `uuid` uses `ident` the way gears do (`<cart>/env/OPENSHIFT_<SHORT>_IDENT`).
-    public func addGear(_ uuid: String, using ident: String, cartridgeDirectory: String, shortName: String) throws {
-        try TestFiles.write("\(gearBaseDir)/\(uuid)/\(cartridgeDirectory)/env/OPENSHIFT_\(shortName)_IDENT", ident)
     }
 
     public func destroy() { TestFiles.remove(root) }

@@ -30,7 +30,7 @@ struct GearsBench: ParsableCommand {
         let gearBase = work + "/gears"
         mkdir(gearBase, 0o755)
         let cartridges = String(#filePath.split(separator: "/Sources/", omittingEmptySubsequences: false)[0]) + "/cartridges"
-        let repository = CartridgeRepository(configuration: .init(path: work + "/repository", cartridgeBasePath: cartridges, gearBaseDir: gearBase))
+        let repository = CartridgeRepository(configuration: .init(path: work + "/repository", cartridgeBasePath: cartridges))
         _ = repository.rescan()
         if !sandbox && geteuid() != 0 { throw ValidationError("node mode needs root; use --sandbox") }
         let plugin: any ContainerPlugin = sandbox

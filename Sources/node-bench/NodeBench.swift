@@ -133,7 +133,7 @@ struct Phase: ParsableCommand {
     @Option var repository: String
 
     func run() throws {
-        let repo = CartridgeRepository(configuration: .init(path: repository, cartridgeBasePath: base, gearBaseDir: "/nonexistent"))
+        let repo = CartridgeRepository(configuration: .init(path: repository, cartridgeBasePath: base))
         let clock = ContinuousClock()
         var result = ""
         let elapsed = try clock.measure {

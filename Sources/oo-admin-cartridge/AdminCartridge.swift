@@ -1,6 +1,7 @@
 import Agent
 import ArgumentParser
 import Cartridges
+import Gears
 import NodeCLI
 import NodeConfig
 
@@ -84,10 +85,11 @@ struct AdminCartridge: NodeTool {
     func run() throws {
         try runReportingFailures {
             if mco { return try throughAgent(try node.layout()) }
-            let repository = CartridgeRepository(configuration: .init(layout: try node.layout()))
+            let layout = try node.layout()
+            let repository = CartridgeRepository(configuration: .init(layout: layout))
             switch effectiveAction! {
             case .install: try install(repository)
-            case .erase: try erase(repository)
+            case .erase: try erase(repository, usage: RecordedCartridgeUsage(gearBaseDir: layout.gearBaseDir))
             case .list: try listRepository(repository)
             case .rescan: try rescan(repository)
             }
@@ -128,10 +130,10 @@ struct AdminCartridge: NodeTool {
         if failed { throw CommandFailure(json ? "" : "\nOperation failed: some cartridges cannot be installed\n", exitCode: 1) }
     }
 
-    private func erase(_ repository: CartridgeRepository) throws {
+    private func erase(_ repository: CartridgeRepository, usage: any CartridgeUsage) throws {
         let result = Result { () throws(CartridgesError) in
             try repository.erase(vendor: cartridgeVendor, name: name!, version: version!,
-                                 cartridgeVersion: cartridgeVersion!, force: force)
+                                 cartridgeVersion: cartridgeVersion!, force: force, usage: usage)
         }
         switch result {
         case .success(let manifest):

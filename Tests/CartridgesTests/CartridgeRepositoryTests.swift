@@ -128,7 +128,7 @@ struct CartridgeRepositoryTests {
         let repository = node.repository()
         try repository.install(from: try source(node, "m1", Crtest.m1))
         try repository.install(from: try source(node, "m2", Crtest.m2))
-        try repository.erase(vendor: "redhat", name: "crtest", version: "0.2", cartridgeVersion: "0.0.2")
+        try repository.erase(vendor: "redhat", name: "crtest", version: "0.2", cartridgeVersion: "0.0.2", usage: NoUsage())
         let snapshot = repository.snapshot
         #expect(throws: CartridgesError.notFound(vendor: "redhat", name: "crtest", version: "0.2", cartridgeVersion: "0.0.2")) {
             try snapshot.select(vendor: "redhat", name: "crtest", version: "0.2", cartridgeVersion: "0.0.2")
@@ -138,7 +138,7 @@ struct CartridgeRepositoryTests {
         }
         #expect(try snapshot.select(vendor: "redhat", name: "crtest", version: "0.1").cartridgeVersion.text == "0.0.1")
         #expect(!TestFiles.exists(node.repositoryPath + "/redhat-crtest/0.0.2"))
-        try repository.erase(vendor: "redhat", name: "crtest", version: "0.1", cartridgeVersion: "0.0.1")
+        try repository.erase(vendor: "redhat", name: "crtest", version: "0.1", cartridgeVersion: "0.0.1", usage: NoUsage())
         #expect(repository.snapshot.count == 0)
         #expect(!TestFiles.exists(node.repositoryPath + "/redhat-crtest"), "the empty cartridge directory goes too")
     }
@@ -152,14 +152,14 @@ struct CartridgeRepositoryTests {
         try TestFiles.write(shipped + "/metadata/manifest.yml", Crtest.m2)
         try repository.install(from: shipped)
         #expect {
-            try repository.erase(vendor: "redhat", name: "crtest", version: "0.2", cartridgeVersion: "0.0.2")
+            try repository.erase(vendor: "redhat", name: "crtest", version: "0.2", cartridgeVersion: "0.0.2", usage: NoUsage())
         } throws: { error in
             guard case let .eraseRefused(_, reason) = error as? CartridgesError else { return false }
             return reason.hasPrefix("Cannot erase cartridge installed in CARTRIDGE_BASE_PATH") && reason.contains(shipped)
         }
         #expect(try repository.snapshot.select(vendor: "redhat", name: "crtest", version: "0.2").cartridgeVersion.text == "0.0.2")
         #expect(TestFiles.exists(node.repositoryPath + "/redhat-crtest/0.0.2"))
-        try repository.erase(vendor: "redhat", name: "crtest", version: "0.2", cartridgeVersion: "0.0.2", force: true)
+        try repository.erase(vendor: "redhat", name: "crtest", version: "0.2", cartridgeVersion: "0.0.2", force: true, usage: NoUsage())
         #expect(!repository.snapshot.exists(vendor: "redhat", name: "crtest", version: "0.2", cartridgeVersion: "0.0.2"))
     }
 
@@ -168,15 +168,15 @@ struct CartridgeRepositoryTests {
         defer { node.destroy() }
         let repository = node.repository()
         try repository.install(from: try source(node, "m2", Crtest.m2))
-        try node.addGear("5f3c2a1b9e8d4c7fa6b5e4d3c2b1a098", using: "redhat:crtest:0.1:0.0.2", cartridgeDirectory: "crtest", shortName: "CRTEST")
+        let usage = FixedUsage(uses: ["redhat:crtest:0.0.2": ["5f3c2a1b9e8d4c7fa6b5e4d3c2b1a098"]])
         #expect {
-            try repository.erase(vendor: "redhat", name: "crtest", version: "0.2", cartridgeVersion: "0.0.2")
+            try repository.erase(vendor: "redhat", name: "crtest", version: "0.2", cartridgeVersion: "0.0.2", usage: usage)
         } throws: { error in
             guard case let .eraseRefused(_, reason) = error as? CartridgesError else { return false }
             return reason.contains("used by gear(s) 5f3c2a1b9e8d4c7fa6b5e4d3c2b1a098")
         }
         #expect(repository.snapshot.count == 2)
-        try repository.erase(vendor: "redhat", name: "crtest", version: "0.2", cartridgeVersion: "0.0.2", force: true)
+        try repository.erase(vendor: "redhat", name: "crtest", version: "0.2", cartridgeVersion: "0.0.2", force: true, usage: usage)
         #expect(repository.snapshot.count == 0)
     }
 
@@ -194,7 +194,7 @@ struct CartridgeRepositoryTests {
         let repository = node.repository()
         try repository.install(from: try source(node, "m1", Crtest.m1))
         #expect {
-            try repository.erase(vendor: vendor, name: name, version: version, cartridgeVersion: cartridgeVersion)
+            try repository.erase(vendor: vendor, name: name, version: version, cartridgeVersion: cartridgeVersion, usage: NoUsage())
         } throws: { error in
             guard case let .invalidArgument(errorField, _, _) = error as? CartridgesError else { return false }
             return errorField == field && !"\(error)".contains("\u{1b}") && !"\(error)".contains("\n")
@@ -254,10 +254,10 @@ struct CartridgeRepositoryTests {
         try repository.install(from: try source(node, "older", older))
         #expect(try repository.snapshot.select(vendor: "redhat", name: "crtest", version: "0.1").cartridgeVersion.text == "0.0.10",
                 "installing an older version does not make it the default")
-        try repository.erase(vendor: "redhat", name: "crtest", version: "0.1", cartridgeVersion: "0.0.9")
+        try repository.erase(vendor: "redhat", name: "crtest", version: "0.1", cartridgeVersion: "0.0.9", usage: NoUsage())
         #expect(try repository.snapshot.select(vendor: "redhat", name: "crtest", version: "0.1").cartridgeVersion.text == "0.0.10")
         try repository.install(from: try source(node, "older", older))
-        try repository.erase(vendor: "redhat", name: "crtest", version: "0.1", cartridgeVersion: "0.0.10")
+        try repository.erase(vendor: "redhat", name: "crtest", version: "0.1", cartridgeVersion: "0.0.10", usage: NoUsage())
         #expect(try repository.snapshot.select(vendor: "redhat", name: "crtest", version: "0.1").cartridgeVersion.text == "0.0.9",
                 "no dangling default after erasing the greatest")
     }
@@ -525,11 +525,10 @@ struct CartridgeRepositoryTests {
 /// Installs `src` in a child process that dies (exit 99) after copying `files` files: a crash
 /// in the middle of a copy, observed from this process.
 func installDies(_ node: ScratchNode, from src: String, afterCopying files: Int) async {
-    let (repositoryPath, basePath, gearBaseDir) = (node.repositoryPath, node.basePath, node.gearBaseDir)
+    let (repositoryPath, basePath) = (node.repositoryPath, node.basePath)
     await #expect(processExitsWith: .exitCode(99)) {
-        [repositoryPath = repositoryPath as String, basePath = basePath as String,
-         gearBaseDir = gearBaseDir as String, src = src as String, files = files as Int] in
-        let configuration = CartridgeRepository.Configuration(path: repositoryPath, cartridgeBasePath: basePath, gearBaseDir: gearBaseDir)
+        [repositoryPath = repositoryPath as String, basePath = basePath as String, src = src as String, files = files as Int] in
+        let configuration = CartridgeRepository.Configuration(path: repositoryPath, cartridgeBasePath: basePath)
         let repository = CartridgeRepository(configuration: configuration) { copied in
             if copied == files { _exit(99) }
         }
@@ -544,3 +543,14 @@ func inode(_ path: String) -> UInt {
 }
 
 func baseName(_ path: String) -> String { String(path.split(separator: "/").last ?? "") }
+
+/// What the gear manager answers before an erase, as a fixed table: "vendor:name:cartridgeVersion" -> gears.
+struct FixedUsage: CartridgeUsage {
+    var uses: [String: [String]]
+    func gears(using vendor: String, name: String, cartridgeVersion: String) -> [String] { uses["\(vendor):\(name):\(cartridgeVersion)"] ?? [] }
+}
+
+/// A node without gears.
+struct NoUsage: CartridgeUsage {
+    func gears(using vendor: String, name: String, cartridgeVersion: String) -> [String] { [] }
+}

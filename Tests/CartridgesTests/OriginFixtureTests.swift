@@ -14,7 +14,7 @@ struct OriginFixtureTests {
         let node = ScratchNode("origin-test")
         defer { node.destroy() }
         let repository = CartridgeRepository(configuration: .init(
-            path: node.repositoryPath, cartridgeBasePath: Self.fixtures, gearBaseDir: node.gearBaseDir))
+            path: node.repositoryPath, cartridgeBasePath: Self.fixtures))
         let report = repository.rescan()
         let failures = report.items.compactMap { if case .failed(let reason) = $0.outcome { reason } else { nil } }
         #expect(failures.isEmpty)

@@ -96,6 +96,7 @@ struct CgroupTests {
         defer { TestFiles.remove(scratch) }
         var spec = GearExec(uid: 45010, gid: 45010, command: ["/bin/sh", "-c", "/bin/sleep 60 & exec /bin/sleep 61"])
         spec.cgroupFiles = cgroup.procsFiles
+        spec.environmentOnDescriptor3 = false
         let pid = try ProcessRunner.spawn([ProcessRunner.executable("oo-gear-exec")] + spec.arguments,
                                           stdout: scratch + "/out", stderr: scratch + "/err")
         let text = await status(of: pid, once: "sleep")

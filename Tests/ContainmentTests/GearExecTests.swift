@@ -23,26 +23,33 @@ func field(_ status: String, _ name: String) -> String? {
 
 @Suite("gear exec")
 struct GearExecTests {
-    @Test("arguments round-trip, and bad ones are refused with the reason")
+    @Test("bad arguments are refused by the helper with the reason, before it changes anything")
     func arguments() throws {
         var spec = GearExec(uid: 4000, gid: 4000, command: ["/bin/sleep", "1"])
         spec.supplementaryGroups = [4001, 4002]
         spec.context = "unconfined_u:system_r:openshift_t:s0:c3,c9"
         spec.cgroupFiles = ["/sys/fs/cgroup/pids/openshift/g/cgroup.procs"]
-        spec.rlimits = [("NPROC", 250, 250)]
+        spec.rlimits = [.init("NPROC", 250, 250)]
         spec.directory = "/var/lib/openshift/g"
-        #expect(try GearExec(arguments: spec.arguments) == spec)
+        #expect(spec.arguments == ["--uid", "4000", "--gid", "4000", "--groups", "4001,4002", "--context", spec.context!,
+                                   "--cgroup", spec.cgroupFiles[0], "--rlimit", "NPROC=250:250", "--chdir", "/var/lib/openshift/g",
+                                   "--env-fd", "3", "--", "/bin/sleep", "1"])
         let refused: [([String], String)] = [
             (["--uid", "0", "--gid", "5", "--", "/bin/true"], "a gear never runs as root"),
             (["--uid", "5", "--gid", "0", "--", "/bin/true"], "a gear never runs as root"),
+            (["--uid", "-1", "--gid", "5", "--", "/bin/true"], "a gear never runs as root"),
+            (["--uid", "4294967295", "--gid", "5", "--", "/bin/true"], "a gear never runs as root"),
             (["--uid", "5", "--gid", "5", "--", "true"], "an absolute path is required"),
             (["--uid", "5", "--gid", "5", "--rlimit", "NPROC=9:1", "--", "/bin/true"], "SOFT <= HARD"),
-            (["--uid", "5", "--gid", "5", "--frobnicate", "--", "/bin/true"], "unknown option"),
+            (["--uid", "5", "--gid", "5", "--rlimit", "BOGUS=1:1", "--", "/bin/true"], "unknown resource limit"),
+            (["--uid", "5", "--gid", "5", "--frobnicate", "x", "--", "/bin/true"], "unknown option"),
+            (["--uid", "5", "--gid", "5", "--env-fd", "1", "--", "/bin/true"], "from 3 to 1023"),
             (["--uid", "5", "--", "/bin/true"], "both are required"),
         ]
         for (argv, reason) in refused {
-            #expect(throws: ContainmentError.self) { try GearExec(arguments: argv) }
-            do { _ = try GearExec(arguments: argv) } catch { #expect(error.description.contains(reason)) }
+            let result = try ProcessRunner.run([ProcessRunner.executable("oo-gear-exec")] + argv)
+            #expect(result.status == 126, "\(argv)")
+            #expect(result.stderr.contains(reason), "\(argv): \(result.stderr)")
         }
     }
 
@@ -52,8 +59,9 @@ struct GearExecTests {
         try #require(Prerequisites.rootProblem == nil, "\(Prerequisites.rootProblem ?? "")")
         var spec = GearExec(uid: 45001, gid: 45001, command: ["/bin/sleep", "30"])
         spec.supplementaryGroups = [45002]
-        spec.rlimits = [("NPROC", 100, 120), ("NOFILE", 512, 1024)]
+        spec.rlimits = [.init("NPROC", 100, 120), .init("NOFILE", 512, 1024)]
         spec.directory = "/tmp"
+        spec.environmentOnDescriptor3 = false
         let scratch = TestFiles.temporaryDirectory("gear-exec")
         defer { TestFiles.remove(scratch) }
         let pid = try ProcessRunner.spawn([ProcessRunner.executable("oo-gear-exec")] + spec.arguments,

@@ -90,7 +90,7 @@ struct NodeGearTests {
         #expect(!TestFiles.exists(gear.home))
         #expect(!((try? GearCgroup(hierarchy: CgroupHierarchy.detect()!, parent: "openshift-node-tests", name: gear.uuid))?.exists ?? true))
         let leftovers = try ProcessRunner.run(["/usr/bin/pgrep", "-u", "\(gear.identity.uid)"])
-        #expect(leftovers.stdout.isEmpty)
+        #expect(leftovers.stdout.isEmpty, "\((try? ProcessRunner.run(["/bin/ps", "-o", "pid,ppid,uid,euid,stat,cmd", "-u", "\(gear.identity.uid)"]))?.stdout ?? "")")
     }
 
     @Test("configure mock: its locked files belong to root afterwards, the home too; a rejected entry is not created")
@@ -162,11 +162,15 @@ struct NodeGearTests {
         defer { node.destroy() }
         let manager = node.manager
         let uuids = (0..<50).map { _ in uniqueUUID("p") }
-        let created = await withTaskGroup(of: UInt32?.self) { group in
-            for uuid in uuids { group.addTask { (try? manager.create(GearCreateRequest(uuid: uuid)))?.identity.uid } }
-            return await group.reduce(into: [UInt32?]()) { $0.append($1) }
+        let outcomes = await withTaskGroup(of: Result<UInt32, GearsError>.self) { group in
+            for uuid in uuids {
+                group.addTask { Result { () throws(GearsError) in try manager.create(GearCreateRequest(uuid: uuid)).identity.uid } }
+            }
+            return await group.reduce(into: [Result<UInt32, GearsError>]()) { $0.append($1) }
         }
-        #expect(created.compactMap { $0 }.count == 50)
+        let created = outcomes.map { try? $0.get() }
+        let failures = outcomes.compactMap { if case .failure(let error) = $0 { return error.description } else { return nil } }
+        #expect(created.compactMap { $0 }.count == 50, "\(failures)")
         #expect(Set(created.compactMap { $0 }).count == 50, "every gear has its own uid")
         await withTaskGroup(of: Void.self) { group in
             for uuid in uuids { group.addTask { _ = try? manager.destroy(uuid) } }

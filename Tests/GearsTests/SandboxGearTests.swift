@@ -33,7 +33,7 @@ struct SandboxGearTests {
         #expect(after["OPENSHIFT_MOCK_EXAMPLE_IP2"] == GearAddress.ip(uid: gear.identity.uid, host: 2))
         #expect(after["OPENSHIFT_MOCK_EXAMPLE_PORT1"] == "8080")
         #expect(after["OPENSHIFT_PRIMARY_CARTRIDGE_DIR"] == gear.home + "/mock/")
-        let mockEnv = EnvDirectory(gear.home + "/mock/env").read()
+        let mockEnv = TestFiles.environment(gear.home + "/mock/env")
         #expect(mockEnv["OPENSHIFT_MOCK_SERVICE_URL"] == "http://\(ip):8080/", "env/*.erb rendered from the environment")
         #expect(!TestFiles.exists(gear.home + "/mock/env/OPENSHIFT_MOCK_SERVICE_URL.erb"))
         #expect(TestFiles.read(gear.home + "/app-root/data/.mock_cartridge_state/setup_called") == "setup_called --version 0.1\n")
@@ -67,7 +67,7 @@ struct SandboxGearTests {
         #expect(post.output == "CLIENT_RESULT: mock cartridge 0.2 is ready\n")
         #expect(TestFiles.read(gear.home + "/app-root/data/.mock_cartridge_state/post_install_called") == "post_install_called --version 0.2\n")
         #expect {
-            try node.manager.repository.erase(vendor: "redhat", name: "mock", version: "0.1", cartridgeVersion: "0.0.1")
+            try node.manager.repository.erase(vendor: "redhat", name: "mock", version: "0.1", cartridgeVersion: "0.0.1", usage: node.manager)
         } throws: { error in
             "\(error)".contains("used by gear(s) \(gear.uuid)")
         }

@@ -36,7 +36,7 @@ struct GearNode {
             OPENSHIFT_CGROUP_ROOT=openshift-node-tests
             """, file: "test node.conf")
         let repository = CartridgeRepository(configuration: .init(
-            path: scratch.repositoryPath, cartridgeBasePath: shippedCartridges, gearBaseDir: scratch.gearBaseDir))
+            path: scratch.repositoryPath, cartridgeBasePath: shippedCartridges))
         let report = repository.rescan()
         #expect(report.failed == 0)
         let container: any ContainerPlugin = plugin == "selinux"
@@ -66,7 +66,7 @@ struct GearNode {
                                timeoutSeconds: 20)
     }
 
-    func env(_ gear: Gear) -> [String: String] { EnvDirectory(gear.home + "/.env").read() }
+    func env(_ gear: Gear) -> [String: String] { TestFiles.environment(gear.home + "/.env") }
 }
 
 func uniqueUUID(_ prefix: String = "g") -> String {

@@ -132,12 +132,6 @@ extension OpenShiftAgent {
         }
         func ok(_ output: String = "") -> CartridgeDoResult { CartridgeDoResult(exitcode: 0, output: output) }
         func clientResult(_ text: String) -> CartridgeDoResult { ok("\nCLIENT_RESULT: \(text)\n") }
-        func frontend() throws(CartridgeDoFailure) -> FrontendManager {
-            guard let frontend = context.frontend else {
-                throw CartridgeDoFailure(code: 129, message: "no frontend is configured on this node (OPENSHIFT_FRONTEND_HTTP_PLUGINS)")
-            }
-            return frontend
-        }
 
         switch action {
         case "app-create":
@@ -172,70 +166,68 @@ extension OpenShiftAgent {
         case "frontend-unidle":
             return ok(try gears.unidle(try uuid()).output)
         case "frontend-connect":
-            let gear = try gears.gear(try uuid())
             let connections = try Self.connections(args.values["--with-path-target-options"])
-            let allowed = GearAddress.block(uid: gear.identity.uid)
-            try frontend().connect(uuid: gear.uuid, connections, allowedIPs: allowed)
+            try gears.withFrontend(try uuid()) { (gear, frontend) throws(FrontendError) in
+                try frontend.connect(uuid: gear.uuid, connections, allowedIPs: GearAddress.block(uid: gear.identity.uid, configuration: context.layout.configuration))
+            }
             return ok()
         case "frontend-disconnect":
-            try frontend().disconnect(uuid: try gears.gear(try uuid()).uuid, paths: args.strings("--with-paths"))
+            let paths = args.strings("--with-paths")
+            try gears.withFrontend(try uuid()) { (gear, frontend) throws(FrontendError) in try frontend.disconnect(uuid: gear.uuid, paths: paths) }
             return ok()
         case "frontend-connections":
-            let connections = try frontend().connections(uuid: try gears.gear(try uuid()).uuid)
+            let connections = try gears.withFrontend(try uuid()) { (gear, frontend) throws(FrontendError) in try frontend.connections(uuid: gear.uuid) }
             let rows: [AgentValue] = connections.map { .array([.string($0.path), .string($0.target), Self.options($0.options)]) }
             return clientResult(AgentValue.array(rows).jsonText())
         case "frontend-check-idle":
-            return clientResult(String(try frontend().isIdle(uuid: try gears.gear(try uuid()).uuid)))
+            return clientResult(String(try gears.withFrontend(try uuid()) { (gear, frontend) throws(FrontendError) in try frontend.isIdle(uuid: gear.uuid) }))
         case "add-alias", "remove-alias", "add-aliases", "remove-aliases":
-            let gear = try gears.gear(try uuid())
             let names = action.hasSuffix("aliases") ? args.strings("--with-aliases") : [try args.require("--with-alias-name")]
-            for name in names {
-                if action.hasPrefix("add") { try frontend().addAlias(uuid: gear.uuid, name) } else { try frontend().removeAlias(uuid: gear.uuid, name) }
+            let adding = action.hasPrefix("add")
+            try gears.withFrontend(try uuid()) { (gear, frontend) throws(FrontendError) in
+                for name in names {
+                    if adding { try frontend.addAlias(uuid: gear.uuid, name) } else { try frontend.removeAlias(uuid: gear.uuid, name) }
+                }
             }
             return ok()
         case "aliases":
-            let record = try frontend().frontend(try gears.gear(try uuid()).uuid)
+            let record = try gears.withFrontend(try uuid()) { (gear, frontend) throws(FrontendError) in try frontend.frontend(gear.uuid) }
             return clientResult(AgentValue.array((record?.aliases ?? []).map(AgentValue.string)).jsonText())
         case "ssl-cert-add":
-            try frontend().addSSLCert(uuid: try gears.gear(try uuid()).uuid, chain: try args.require("--with-ssl-cert"),
-                                      key: try args.require("--with-priv-key"), alias: try args.require("--with-alias-name"),
-                                      passphrase: args.string("--with-passphrase") ?? "")
+            let (chain, key, alias) = (try args.require("--with-ssl-cert"), try args.require("--with-priv-key"), try args.require("--with-alias-name"))
+            let passphrase = args.string("--with-passphrase") ?? ""
+            try gears.withFrontend(try uuid()) { (gear, frontend) throws(FrontendError) in
+                try frontend.addSSLCert(uuid: gear.uuid, chain: chain, key: key, alias: alias, passphrase: passphrase)
+            }
             return ok()
         case "ssl-cert-remove":
-            try frontend().removeSSLCert(uuid: try gears.gear(try uuid()).uuid, alias: try args.require("--with-alias-name"))
+            let alias = try args.require("--with-alias-name")
+            try gears.withFrontend(try uuid()) { (gear, frontend) throws(FrontendError) in try frontend.removeSSLCert(uuid: gear.uuid, alias: alias) }
             return ok()
         case "frontend-backup", "frontend-to-hash":
-            return clientResult(try frontend().backup(uuid: try gears.gear(try uuid()).uuid))
+            return clientResult(try gears.withFrontend(try uuid()) { (gear, frontend) throws(FrontendError) in try frontend.backup(uuid: gear.uuid) })
         case "frontend-restore":
-            let gear = try gears.gear(try uuid())
-            let allowed = GearAddress.block(uid: gear.identity.uid)
-            try frontend().restore(uuid: gear.uuid, appUUID: gear.appUUID, gearName: gear.gearName, namespace: gear.namespace,
-                                   document: try args.require("--with-backup"), allowedIPs: allowed)
+            let document = try args.require("--with-backup")
+            try gears.withFrontend(try uuid()) { (gear, frontend) throws(FrontendError) in
+                try frontend.restore(uuid: gear.uuid, appUUID: gear.appUUID, gearName: gear.gearName, namespace: gear.namespace,
+                                     document: document, allowedIPs: GearAddress.block(uid: gear.identity.uid, configuration: context.layout.configuration))
+            }
             return ok()
-        case "frontend-sts":
-            let maxAge = args.string("--with-max-age").flatMap { Int($0) } ?? 15_768_000
-            try frontend().sts(uuid: try gears.gear(try uuid()).uuid, maxAge: maxAge)
-            return ok()
-        case "frontend-no-sts":
-            try frontend().sts(uuid: try gears.gear(try uuid()).uuid, maxAge: nil)
+        case "frontend-sts", "frontend-no-sts":
+            let maxAge = action == "frontend-sts" ? (args.string("--with-max-age").flatMap { Int($0) } ?? 15_768_000) : nil
+            try gears.withFrontend(try uuid()) { (gear, frontend) throws(FrontendError) in try frontend.sts(uuid: gear.uuid, maxAge: maxAge) }
             return ok()
         case "frontend-get-sts":
-            let record = try frontend().frontend(try gears.gear(try uuid()).uuid)
+            let record = try gears.withFrontend(try uuid()) { (gear, frontend) throws(FrontendError) in try frontend.frontend(gear.uuid) }
             return clientResult(record?.sts.map(String.init) ?? "null")
-        case "env-var-add":
-            let gear = try gears.gear(try uuid())
-            let (key, value) = (try args.require("--with-key"), args.string("--with-value") ?? "")
-            guard EnvDirectory.isValidName(key) else { throw CartridgeDoFailure(code: 2, message: "invalid environment variable name '\(key)'") }
-            guard !value.contains(where: { $0.asciiValue.map { $0 < 32 && $0 != 9 } ?? false }) else {
-                throw CartridgeDoFailure(code: 2, message: "the value of \(key) must not contain control characters")
-            }
-            try EnvDirectory(gear.home + "/.env").write(key, value)
-            return ok()
-        case "env-var-remove":
-            let gear = try gears.gear(try uuid())
+        case "env-var-add", "env-var-remove":
             let key = try args.require("--with-key")
             guard EnvDirectory.isValidName(key) else { throw CartridgeDoFailure(code: 2, message: "invalid environment variable name '\(key)'") }
-            EnvDirectory(gear.home + "/.env").remove(key)
+            do {
+                try gears.setEnvironmentVariable(try uuid(), key, action == "env-var-add" ? args.string("--with-value") ?? "" : nil)
+            } catch let GearsError.invalidArgument(field, value, reason) {
+                throw CartridgeDoFailure(code: 2, message: "invalid \(field) '\(value)': \(reason)")
+            }
             return ok()
         case "cartridge-list":
             return ok(context.repository.snapshot.listing)
@@ -277,25 +269,19 @@ extension OpenShiftAgent {
             if !wanted.isEmpty { variables = variables.filter { wanted.contains($0.key) } }
             return clientResult(AgentValue.strings(variables.mapValues(AgentValue.string)).jsonText())
         case "update-configuration":
-            let gear = try gears.gear(try uuid())
             guard let config = args.values["--with-config"], case .hash = config else {
                 throw CartridgeDoFailure(code: 2, message: "--with-config must be a Hash of auto_deploy, deployment_branch, keep_deployments, deployment_type")
             }
-            let env = EnvDirectory(gear.home + "/.env")
-            for (key, name) in [("auto_deploy", "OPENSHIFT_AUTO_DEPLOY"), ("deployment_branch", "OPENSHIFT_DEPLOYMENT_BRANCH"),
-                                ("keep_deployments", "OPENSHIFT_KEEP_DEPLOYMENTS"), ("deployment_type", "OPENSHIFT_DEPLOYMENT_TYPE")] {
+            var settings: [String: String] = [:]
+            for key in ["auto_deploy", "deployment_branch", "keep_deployments", "deployment_type"] {
                 guard let value = config[key], !value.isNull else { continue }
-                let text: String
                 switch value {
-                case .bool(let b): text = String(b)
-                case .int(let n): text = String(n)
-                default: text = value.string ?? ""
+                case .bool(let b): settings[key] = String(b)
+                case .int(let n): settings[key] = String(n)
+                default: settings[key] = value.string ?? ""
                 }
-                guard text.range(of: #"^[A-Za-z0-9_.\-/]{1,128}$"#, options: .regularExpression) != nil else {
-                    throw CartridgeDoFailure(code: 2, message: "invalid \(key) '\(text.prefix(64))'")
-                }
-                try env.write(name, text)
             }
+            try gears.setDeploymentSettings(try uuid(), settings)
             return ok()
         default:
             return CartridgeDoResult(exitcode: 127, output: "Unsupported action: \(action) is not implemented by this node")

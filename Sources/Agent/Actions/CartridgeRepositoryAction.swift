@@ -32,7 +32,7 @@ extension OpenShiftAgent {
             }
             do {
                 try repository.erase(vendor: vendor, name: name, version: version, cartridgeVersion: cartridgeVersion,
-                                     force: inputs.string("force") == "true")
+                                     force: inputs.string("force") == "true", usage: context.gears)
                 return AgentReply(data: .symbols(["output": .string("erase succeeded for \(tuple)")]))
             } catch {
                 return .failure(4, "erase failed for \(tuple) \(error)")

@@ -30,9 +30,12 @@ public struct District: Sendable, Equatable {
     }
 
     func write(gearBaseDir: String) throws(GearsError) {
-        let directory = gearBaseDir + "/.settings"
-        if mkdir(directory, 0o755) != 0 && errno != EEXIST { throw .io(step: "create", path: directory, errno: errno) }
-        try writeFileAtomically(Self.path(gearBaseDir: gearBaseDir), text)
+        do {
+            try FileSystem.makeDirectories(gearBaseDir + "/.settings")
+            try FileSystem.writeAtomically(Self.path(gearBaseDir: gearBaseDir), text)
+        } catch {
+            throw GearsError(error)
+        }
     }
 }
 
@@ -40,12 +43,9 @@ extension OpenShiftAgent {
     /// Serialises district writers across processes (the original's /var/lock/oo-district-info).
     func withDistrictLock<T>(_ body: () -> T) -> T {
         let directory = context.layout.gearBaseDir + "/.settings"
-        mkdir(directory, 0o755)
-        let fd = open(directory + "/.district.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        if fd >= 0 {
-            while flock(fd, LOCK_EX) != 0 && errno == EINTR {}
-        }
-        defer { if fd >= 0 { flock(fd, LOCK_UN); close(fd) } }
+        try? FileSystem.makeDirectories(directory)
+        let lock = try? LockFile.acquire(directory + "/.district.lock")
+        defer { lock?.release() }
         return body()
     }
 

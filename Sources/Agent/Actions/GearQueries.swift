@@ -14,7 +14,7 @@ extension OpenShiftAgent {
     func getAllGears(_ inputs: Inputs) -> AgentReply {
         let onlyWithToken = inputs["with_broker_key_auth"]?.bool == true
         let pairs = context.gears.allGears()
-            .filter { !onlyWithToken || access($0.home + "/.auth/token", F_OK) == 0 }
+            .filter { !onlyWithToken || context.gears.hasBrokerAuth($0) }
             .sorted { $0.uuid < $1.uuid }
             .map { AgentValue.Pair(.string($0.uuid), .string(String($0.identity.uid))) }
         return output(.hash(pairs))
@@ -41,9 +41,9 @@ extension OpenShiftAgent {
     func getAllGearsSSHKeys() -> AgentReply {
         var pairs: [AgentValue.Pair] = []
         for gear in context.gears.allGears().sorted(by: { $0.uuid < $1.uuid }) {
-            guard let text = FileSystem.read(gear.home + "/.ssh/authorized_keys") else { continue }
+            guard let lines = try? context.gears.sshKeys(gear.uuid) else { continue }
             var keys: [AgentValue] = []
-            for line in text.split(separator: "\n") {
+            for line in lines {
                 // options? type key comment: the key is the field after the key type.
                 let fields = line.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
                 guard let typeIndex = fields.firstIndex(where: { $0.hasPrefix("ssh-") || $0.hasPrefix("ecdsa-") }),
@@ -66,7 +66,7 @@ extension OpenShiftAgent {
             return .failure(4, "Cannot validate input embedded_type: value must be a single path component")
         }
         guard let gear = try? context.gears.gear(inputs.string("uuid")) else { return output(.bool(false)) }
-        return output(.bool(access(gear.home + "/" + type, F_OK) == 0))
+        return output(.bool(context.gears.cartridges(of: gear).contains { $0.name == type }))
     }
 
     func hasAppCartridge(_ inputs: Inputs) -> AgentReply {

@@ -33,3 +33,24 @@ int cl_pipe_cloexec(int fds[2]);
 int cl_spawn_add_chdir(void *actions, const char *path);
 /// POSIX_SPAWN_SETSID (a GNU extension).
 int cl_spawn_setsid_flag(void);
+/// posix_spawn_file_actions_addclosefrom_np(actions, from): the child closes every descriptor >= from.
+int cl_spawn_add_closefrom(void *actions, int from);
+
+/// memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING).
+int cl_memfd(const char *name);
+/// Seals a memfd against any further change (F_SEAL_SEAL | SHRINK | GROW | WRITE).
+int cl_memfd_seal(int fd);
+
+/// openat2(dirfd, path, flags | O_CLOEXEC, mode) with RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+/// RESOLVE_NO_MAGICLINKS: `path` must stay beneath `dirfd` and no component may be a symbolic
+/// link. Where the kernel has no openat2 (before 5.6) the same rule is applied component by
+/// component with O_NOFOLLOW. `..` components are refused (EXDEV) either way.
+int cl_open_beneath(int dirfd, const char *path, int flags, unsigned int mode);
+
+/// fchownat(dirfd, name, uid, gid, AT_SYMLINK_NOFOLLOW).
+int cl_fchownat_nofollow(int dirfd, const char *name, unsigned int uid, unsigned int gid);
+/// The errno value EXDEV, ELOOP etc. are plain macros; these are not.
+int cl_at_removedir(void);
+int cl_at_symlink_nofollow(void);
+int cl_at_empty_path(void);
+int cl_o_path(void);

@@ -1,4 +1,5 @@
 import CLinux
+import NodeConfig
 
 #if canImport(Glibc)
 import Glibc
@@ -16,100 +17,16 @@ enum FileTree {
     typealias Progress = @Sendable (Int) -> Void
 
     static func copy(from source: String, to target: String, progress: Progress? = nil) throws(CartridgesError) {
-        var state = CopyState(progress: progress, preserveOwner: geteuid() == 0)
-        try copyEntry(source, target, state: &state)
-    }
-
-    private struct CopyState {
-        var progress: Progress?
-        var preserveOwner: Bool
-        var files = 0
-        var hardLinks: [HardLinkKey: String] = [:]
-        var buffer = [UInt8](repeating: 0, count: 128 * 1024)
-    }
-
-    private struct HardLinkKey: Hashable {
-        var device: UInt64
-        var inode: UInt64
-    }
-
-    private static func copyEntry(_ source: String, _ target: String, state: inout CopyState) throws(CartridgesError) {
-        let st = try Posix.linkStatus(source)
-        switch st.st_mode & S_IFMT {
-        case S_IFDIR:
-            try Posix.mkdir(target, mode: 0o700)
-            for name in try Posix.listDirectory(source) {
-                try copyEntry(source + "/" + name, target + "/" + name, state: &state)
+        let directory = parentDirectory(target)
+        let dirfd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard dirfd >= 0 else { throw .io(step: "open", path: directory, errno: errno) }
+        defer { close(dirfd) }
+        var copy = TreeCopy(ownership: .preserve, preserveHardLinks: true, progress: progress)
+        do { try copy.copy(from: source, into: dirfd, as: baseName(target), displayTarget: target) } catch {
+            if error.errno == EINVAL && error.step.hasPrefix("copy (only files") {
+                throw .invalidSource(path: error.path, reason: "Cartridge sources may only hold files, directories and symbolic links")
             }
-            try applyMetadata(st, to: target, state: state, isLink: false)
-        case S_IFREG:
-            let key = HardLinkKey(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
-            if st.st_nlink > 1, let first = state.hardLinks[key] {
-                guard link(first, target) == 0 else { throw .io(step: "link \(first) to", path: target, errno: errno) }
-                return
-            }
-            try copyFile(source, target, state: &state)
-            try applyMetadata(st, to: target, state: state, isLink: false)
-            if st.st_nlink > 1 { state.hardLinks[key] = target }
-            state.files += 1
-            state.progress?(state.files)
-        case S_IFLNK:
-            var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-            let n = readlink(source, &buffer, buffer.count - 1)
-            guard n >= 0 else { throw .io(step: "readlink", path: source, errno: errno) }
-            buffer[n] = 0
-            guard symlink(buffer, target) == 0 else { throw .io(step: "symlink", path: target, errno: errno) }
-            try applyMetadata(st, to: target, state: state, isLink: true)
-        default:
-            throw .invalidSource(path: source, reason: "Cartridge sources may only hold files, directories and symbolic links")
-        }
-    }
-
-    private static func copyFile(_ source: String, _ target: String, state: inout CopyState) throws(CartridgesError) {
-        let input = open(source, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
-        guard input >= 0 else { throw .io(step: "open", path: source, errno: errno) }
-        defer { close(input) }
-        let output = open(target, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        guard output >= 0 else { throw .io(step: "create", path: target, errno: errno) }
-        defer { close(output) }
-        // copy_file_range lets the kernel copy (or reflink) without a round trip through us.
-        while true {
-            let n = cl_copy_file_range(input, output, 1 << 30)
-            if n > 0 { continue }
-            if n == 0 { return }
-            if errno == EINTR { continue }
-            if errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP { break }
-            throw .io(step: "copy_file_range", path: target, errno: errno)
-        }
-        while true {
-            let n = state.buffer.withUnsafeMutableBytes { read(input, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw .io(step: "read", path: source, errno: errno)
-            }
-            if n == 0 { return }
-            var offset = 0
-            while offset < n {
-                let w = state.buffer.withUnsafeBytes { write(output, $0.baseAddress! + offset, n - offset) }
-                if w < 0 {
-                    if errno == EINTR { continue }
-                    throw .io(step: "write", path: target, errno: errno)
-                }
-                offset += w
-            }
-        }
-    }
-
-    private static func applyMetadata(_ st: stat, to path: String, state: CopyState, isLink: Bool) throws(CartridgesError) {
-        if state.preserveOwner {
-            guard lchown(path, st.st_uid, st.st_gid) == 0 else { throw .io(step: "lchown", path: path, errno: errno) }
-        }
-        if !isLink {
-            guard chmod(path, st.st_mode & 0o7777) == 0 else { throw .io(step: "chmod", path: path, errno: errno) }
-        }
-        var times = [st.st_atim, st.st_mtim]
-        guard utimensat(AT_FDCWD, path, &times, AT_SYMLINK_NOFOLLOW) == 0 else {
-            throw .io(step: "utimensat", path: path, errno: errno)
+            throw CartridgesError(error)
         }
     }
 

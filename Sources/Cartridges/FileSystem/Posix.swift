@@ -50,10 +50,7 @@ enum Posix {
 
     /// `mkdir -p`.
     static func makeDirectories(_ path: String, mode: mode_t = 0o755) throws(CartridgesError) {
-        if isDirectory(path) { return }
-        let parent = parentDirectory(path)
-        if parent != path && !parent.isEmpty { try makeDirectories(parent, mode: mode) }
-        if Glibc.mkdir(path, mode) != 0 && errno != EEXIST { throw .io(step: "mkdir", path: path, errno: errno) }
+        do { try FileSystem.makeDirectories(path, mode: mode) } catch { throw CartridgesError(error) }
     }
 
     static func rename(_ from: String, _ to: String) throws(CartridgesError) {
@@ -70,19 +67,16 @@ enum Posix {
         guard Glibc.unlink(path) == 0 || errno == ENOENT else { throw .io(step: "unlink", path: path, errno: errno) }
     }
 
-    /// `rm -rf` without following symbolic links.
+    /// `rm -rf` without following symbolic links (a descriptor walk).
     static func removeTree(_ path: String) throws(CartridgesError) {
-        var st = stat()
-        guard lstat(path, &st) == 0 else {
+        let directory = parentDirectory(path)
+        let dirfd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard dirfd >= 0 else {
             if errno == ENOENT { return }
-            throw .io(step: "lstat", path: path, errno: errno)
+            throw .io(step: "open", path: directory, errno: errno)
         }
-        if (st.st_mode & S_IFMT) == S_IFDIR {
-            for name in try listDirectory(path) { try removeTree(path + "/" + name) }
-            guard Glibc.rmdir(path) == 0 || errno == ENOENT else { throw .io(step: "rmdir", path: path, errno: errno) }
-        } else {
-            try unlink(path)
-        }
+        defer { close(dirfd) }
+        do { try FileSystem.removeTree(in: dirfd, named: baseName(path)) } catch { throw .io(step: error.step, path: path, errno: error.errno) }
     }
 
     static func realPath(_ path: String) throws(CartridgesError) -> String {
@@ -92,21 +86,7 @@ enum Posix {
     }
 
     static func readFile(_ path: String, limit: Int = 16 << 20) throws(CartridgesError) -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw .io(step: "open", path: path, errno: errno) }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw .io(step: "read", path: path, errno: errno)
-            }
-            if n == 0 { return bytes }
-            bytes.append(contentsOf: chunk[0..<n])
-            if bytes.count > limit { throw .io(step: "read (file larger than \(limit) bytes)", path: path, errno: EFBIG) }
-        }
+        do { return try FileSystem.readBytes(path, limit: limit) } catch { throw CartridgesError(error) }
     }
 
     static func readText(_ path: String) throws(CartridgesError) -> String {
@@ -115,32 +95,7 @@ enum Posix {
 
     /// Writes a file crash-safely: temp file in the same directory, fsync, rename over `path`.
     static func writeAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644) throws(CartridgesError) {
-        let temp = parentDirectory(path) + "/.\(baseName(path)).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
-        guard fd >= 0 else { throw .io(step: "create", path: temp, errno: errno) }
-        var ok = false
-        defer {
-            if !ok { Glibc.unlink(temp) }
-        }
-        do {
-            defer { close(fd) }
-            try writeAll(fd, bytes, path: temp)
-            guard fsync(fd) == 0 else { throw .io(step: "fsync", path: temp, errno: errno) }
-        }
-        try rename(temp, path)
-        ok = true
-    }
-
-    static func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String) throws(CartridgesError) {
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, bytes.count - offset) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw .io(step: "write", path: path, errno: errno)
-            }
-            offset += n
-        }
+        do { try FileSystem.writeAtomically(path, bytes, mode: mode) } catch { throw CartridgesError(error) }
     }
 
     /// Flushes the file system holding `path` (one call instead of an fsync per copied file).

@@ -27,17 +27,14 @@ public final class CartridgeRepository: Sendable {
         public var path: String
         /// Where packaged cartridges are (`CARTRIDGE_BASE_PATH`): rescanned, and protected from erase.
         public var cartridgeBasePath: String
-        /// Where gear homes are (`GEAR_BASE_DIR`): versions their gears use are protected from erase.
-        public var gearBaseDir: String
 
-        public init(path: String, cartridgeBasePath: String, gearBaseDir: String) {
+        public init(path: String, cartridgeBasePath: String) {
             self.path = path
             self.cartridgeBasePath = cartridgeBasePath
-            self.gearBaseDir = gearBaseDir
         }
 
         public init(layout: PathLayout) {
-            self.init(path: layout.cartridgeRepoDir, cartridgeBasePath: layout.cartridgeBasePath, gearBaseDir: layout.gearBaseDir)
+            self.init(path: layout.cartridgeRepoDir, cartridgeBasePath: layout.cartridgeBasePath)
         }
     }
 
@@ -329,8 +326,8 @@ public final class CartridgeRepository: Sendable {
     /// Erases a cartridge version (every software version it provides, as the original did).
     /// Refused, unless `force`, when a gear uses it or `CARTRIDGE_BASE_PATH` ships it.
     @discardableResult
-    public func erase(vendor: String, name: String, version: String, cartridgeVersion: String, force: Bool = false)
-        throws(CartridgesError) -> Manifest
+    public func erase(vendor: String, name: String, version: String, cartridgeVersion: String, force: Bool = false,
+                      usage: any CartridgeUsage) throws(CartridgesError) -> Manifest
     {
         if let problem = ManifestDocument.vendorProblem(vendor) {
             throw .invalidArgument(field: "cartridge_vendor", value: vendor, reason: problem)
@@ -347,11 +344,10 @@ public final class CartridgeRepository: Sendable {
             refresh(key)
             let manifest = try snapshot.select(vendor: vendor, name: name, version: version, cartridgeVersion: cartridgeVersion)
             if !force {
-                let uses = GearUsage(gearBaseDir: configuration.gearBaseDir)
-                    .gears(using: vendor, name: name, cartridgeVersion: cartridgeVersion)
+                let uses = usage.gears(using: vendor, name: name, cartridgeVersion: cartridgeVersion)
                 if !uses.isEmpty {
                     throw .eraseRefused(ident: manifest.tuple,
-                                        reason: "Cannot erase cartridge used by gears: \(manifest.tuple) is used by gear(s) \(uses.map(\.gear).joined(separator: ", ")); --force erases it anyway")
+                                        reason: "Cannot erase cartridge used by gears: \(manifest.tuple) is used by gear(s) \(uses.joined(separator: ", ")); --force erases it anyway")
                 }
                 if let source = shippedCartridges()[ShippedKey(vendor: vendor, name: name, cartridgeVersion: cartridgeVersion)] {
                     throw .eraseRefused(ident: manifest.tuple,

@@ -3,30 +3,18 @@ import Glibc
 #endif
 
 extension CartridgeRepository {
-    /// Copies an installed cartridge version into a gear: every top-level entry except `usr`,
-    /// dot-files included, and `usr` as a symbolic link to the repository's shared copy (the
-    /// reason erase protects versions gears use). The target must not exist; on failure it is
-    /// removed.
-    public func instantiate(_ manifest: Manifest, into target: String) throws(CartridgesError) {
+    /// The repository's own copy of an installed cartridge version (root's, never a gear's):
+    /// what a gear's cartridge directory is instantiated from, and where the node reads the
+    /// cartridge's metadata (`managed_files.yml`) instead of the gear's writable copy.
+    public func sourceDirectory(of manifest: Manifest) throws(CartridgesError) -> String {
         let source = path + "/" + manifest.repositoryDirectory
         guard Posix.isDirectory(source, followLinks: false) else {
             throw .notFound(vendor: manifest.vendor, name: manifest.name, version: manifest.version.text,
                             cartridgeVersion: manifest.cartridgeVersion.text)
         }
-        try Posix.mkdir(target, mode: 0o755)
-        do throws(CartridgesError) {
-            for entry in try Posix.listDirectory(source) where entry != "usr" {
-                try FileTree.copy(from: source + "/" + entry, to: target + "/" + entry)
-            }
-            if Posix.isDirectory(source + "/usr", followLinks: false) {
-                guard symlink(source + "/usr", target + "/usr") == 0 else { throw CartridgesError.io(step: "symlink", path: target + "/usr", errno: errno) }
-            }
-            for required in ["metadata", "bin"] where !Posix.isDirectory(target + "/" + required, followLinks: false) {
-                throw CartridgesError.invalidSource(path: source, reason: "Malformed cartridge (\(manifest.name), \(manifest.version), \(manifest.cartridgeVersion)): \(required) is not a directory")
-            }
-        } catch {
-            try? Posix.removeTree(target)
-            throw error
+        for required in ["metadata", "bin"] where !Posix.isDirectory(source + "/" + required, followLinks: false) {
+            throw .invalidSource(path: source, reason: "Malformed cartridge (\(manifest.name), \(manifest.version), \(manifest.cartridgeVersion)): \(required) is not a directory")
         }
+        return source
     }
 }

@@ -1,3 +1,5 @@
+import NodeConfig
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -49,7 +51,10 @@ public struct DiskQuota: Sendable, Equatable {
     }
 
     private func run(_ argv: [String]) throws(ContainmentError) {
-        let result = try Spawner.run(argv, environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin"], timeoutSeconds: 30)
+        let result: Spawner.Result
+        do { result = try Spawner.run(argv, environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin"], timeoutSeconds: 30) } catch {
+            throw ContainmentError(error)
+        }
         guard result.status == 0 else {
             throw .toolFailed(step: "setquota", arguments: argv.dropFirst().joined(separator: " "), status: result.status,
                               output: (result.stderr + result.stdout).split(separator: "\n").first.map(String.init) ?? "")

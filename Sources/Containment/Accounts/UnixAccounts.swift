@@ -1,3 +1,5 @@
+import NodeConfig
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -55,8 +57,8 @@ public enum UnixAccounts {
     /// The lowest id in `range` used neither as a uid nor as a gid. One pass over the account
     /// databases (NSS enumeration), then direct lookups to confirm: linear in the number of
     /// accounts, not in the number of accounts times the number of ids tried.
-    public static func lowestFreeID(in range: ClosedRange<UInt32>) -> UInt32? {
-        var used = Set<UInt32>()
+    public static func lowestFreeID(in range: ClosedRange<UInt32>, excluding taken: Set<UInt32> = []) -> UInt32? {
+        var used = taken
         setpwent()
         while let entry = getpwent() { if range.contains(entry.pointee.pw_uid) { used.insert(entry.pointee.pw_uid) } }
         endpwent()
@@ -94,8 +96,24 @@ public enum UnixAccounts {
         try tool(["/usr/sbin/groupdel", name], step: "groupdel")
     }
 
+    /// Waits (at most 30 s) until no account tool runs for `name`: a `useradd` whose caller was
+    /// killed goes on to the end on its own, and must not add the account after a cleanup.
+    public static func waitForAccountTools(of name: String) {
+        let deadline = monotonicSeconds() + 30
+        while monotonicSeconds() < deadline {
+            let running = processes { info in
+                guard info.uid == 0, let cmdline = info.procFile("cmdline") else { return false }
+                let argv = cmdline.split(separator: "\0", omittingEmptySubsequences: false).map(String.init)
+                return tools.contains(argv.first ?? "") && argv.contains(name)
+            }
+            if running.isEmpty { return }
+            usleep(10_000)
+        }
+    }
+
     private static func tool(_ argv: [String], step: String) throws(ContainmentError) {
-        let result = try Spawner.run(argv, environment: environment, timeoutSeconds: 60)
+        let result: Spawner.Result
+        do { result = try Spawner.run(argv, environment: environment, timeoutSeconds: 60) } catch { throw ContainmentError(error) }
         guard result.status == 0 else {
             let detail = (result.stderr + result.stdout).split(separator: "\n").first.map(String.init) ?? "exit \(result.status)"
             throw .toolFailed(step: step, arguments: argv.dropFirst().joined(separator: " "), status: result.status, output: detail)

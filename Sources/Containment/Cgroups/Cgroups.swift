@@ -1,3 +1,5 @@
+import NodeConfig
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -178,10 +180,4 @@ public struct GearCgroup: Sendable, Equatable {
         guard access(file, F_OK) == 0 else { return }
         try write(file, value)
     }
-}
-
-func monotonicSeconds() -> Double {
-    var now = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &now)
-    return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
 }

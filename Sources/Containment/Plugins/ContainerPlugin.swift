@@ -1,3 +1,5 @@
+import NodeConfig
+
 /// Who a gear is on the host: its name, ids, home and MCS label.
 public struct GearIdentity: Sendable, Equatable {
     public var uuid: String
@@ -32,31 +34,38 @@ public struct GearIdentity: Sendable, Equatable {
 /// plugin (node mode, root: real accounts, cgroups, labels, capability-free processes) and the
 /// sandbox plugin (no root: directories owned by the invoking user). Code above this seam never
 /// asks which one it has.
+///
+/// Every file operation inside a gear goes through the `GearHome` a plugin hands out; every gear
+/// process through `run`.
 public protocol ContainerPlugin: Sendable {
     /// `selinux` or `sandbox`.
     var name: String { get }
     /// What the facts report: `enabled`, `disabled` or `sandbox`.
     var selinuxStatus: String { get }
 
-    /// Picks the uid of a new gear when the broker sends none.
-    func allocateUID() throws(ContainmentError) -> UInt32
+    /// Picks the uid of a new gear when the broker sends none, avoiding `used` (the node's gears).
+    func allocateUID(excluding used: Set<UInt32>) throws(ContainmentError) -> UInt32
+
+    /// Whether `uid` may be given to a new gear (not used by another account of the host).
+    func isFree(uid: UInt32) -> Bool
 
     /// Creates the account, the home directory (empty, owned as the reference says) and the
     /// cgroup. Fails atomically: on error nothing of it is left.
     func create(_ gear: GearIdentity) throws(ContainmentError)
 
-    /// Kills every process of the gear and removes account, cgroup and home. Idempotent.
+    /// Kills every process of the gear and removes whatever of account, group, cgroup, quota
+    /// and home exists (a half-created gear included). Idempotent.
     func destroy(_ gear: GearIdentity) throws(ContainmentError)
 
     /// Kills every process of the gear (`force-stop`); the gear itself stays.
     func killProcesses(_ gear: GearIdentity) throws(ContainmentError)
 
+    /// The gear's home, opened by descriptor: the only way to its files.
+    func home(_ gear: GearIdentity) throws(ContainmentError) -> GearHome
+
     /// Runs a program as the gear, with exactly `environment`, and waits for it.
     func run(_ gear: GearIdentity, _ argv: [String], environment: [String: String], directory: String?,
              timeoutSeconds: Double) throws(ContainmentError) -> Spawner.Result
-
-    /// Gives a path to the gear (writable) or to root with the gear's group (read-only).
-    func own(_ path: String, by gear: GearIdentity, writable: Bool) throws(ContainmentError)
 
     /// Whether the gear's account exists on the host (always true in the sandbox once created).
     func exists(_ gear: GearIdentity) -> Bool

@@ -32,46 +32,42 @@ public struct SELinuxContainer: ContainerPlugin {
     var uidRange: ClosedRange<UInt32> {
         let low = UInt32(clamping: max(1, configuration.integer("GEAR_MIN_UID")))
         let high = UInt32(clamping: max(configuration.integer("GEAR_MIN_UID"), configuration.integer("GEAR_MAX_UID")))
-        return low...high
+        return low...max(low, high)
     }
 
-    public func allocateUID() throws(ContainmentError) -> UInt32 {
-        guard let uid = UnixAccounts.lowestFreeID(in: uidRange) else {
+    public func allocateUID(excluding used: Set<UInt32>) throws(ContainmentError) -> UInt32 {
+        guard let uid = UnixAccounts.lowestFreeID(in: uidRange, excluding: used) else {
             throw .invalidArgument(field: "uid", value: "\(uidRange)", reason: "no free uid left in GEAR_MIN_UID...GEAR_MAX_UID")
         }
         return uid
     }
+
+    public func isFree(uid: UInt32) -> Bool { !UnixAccounts.uidExists(uid) && !UnixAccounts.gidExists(uid) }
 
     func cgroup(_ gear: GearIdentity) throws(ContainmentError) -> GearCgroup? {
         guard let cgroupHierarchy else { return nil }
         return try GearCgroup(hierarchy: cgroupHierarchy, parent: configuration.string("OPENSHIFT_CGROUP_ROOT"), name: gear.uuid)
     }
 
+    func ownership(_ gear: GearIdentity) -> GearHome.Ownership {
+        GearHome.Ownership(uid: gear.uid, gid: gear.gid, label: gear.mcsLabel, enforced: true)
+    }
+
     public func create(_ gear: GearIdentity) throws(ContainmentError) {
-        var undo: [() -> Void] = []
         do {
             try UnixAccounts.addGroup(name: gear.uuid, gid: gear.gid)
-            undo.append { try? UnixAccounts.deleteGroup(name: gear.uuid) }
             try UnixAccounts.addUser(
                 name: gear.uuid, uid: gear.uid, gid: gear.gid, home: gear.home, shell: configuration.string("GEAR_SHELL"),
                 gecos: configuration.string("GEAR_GECOS"), supplementaryGroups: configuration.list("GEAR_SUPPLEMENTARY_GROUPS"),
                 disablePasswordAging: configuration.boolean("DISABLE_PASSWORD_AGING"))
-            undo.append { try? UnixAccounts.deleteUser(name: gear.uuid) }
-            guard mkdir(gear.home, 0o750) == 0 else { throw ContainmentError.system(step: "mkdir", target: gear.home, errno: errno) }
-            undo.append { removeTree(gear.home) }
-            try own(gear.home, by: gear, writable: false)
-            guard chmod(gear.home, 0o750) == 0 else { throw ContainmentError.system(step: "chmod", target: gear.home, errno: errno) }
-            if let cgroup = try cgroup(gear) {
-                try cgroup.create(limits: limits.cgroupLimits)
-                undo.append { try? cgroup.destroy() }
-            }
+            _ = try GearHome.create(base: gearBaseDir, name: gear.uuid, ownership: ownership(gear))
+            if let cgroup = try cgroup(gear) { try cgroup.create(limits: limits.cgroupLimits) }
             try quota.set(user: gear.uuid, blocks: limits.integer("quota_blocks") ?? 1_048_576,
                           inodes: limits.integer("quota_files") ?? 80_000)
-            undo.append { try? quota.clear(uid: gear.uid) }
             try FailPoint.hit("container.create.end", gear.uuid)
         } catch {
-            for step in undo.reversed() { step() }
-            throw error as! ContainmentError
+            try? destroy(gear)
+            throw error
         }
     }
 
@@ -80,37 +76,51 @@ public struct SELinuxContainer: ContainerPlugin {
         try Containment.killProcesses(ofUID: gear.uid)
     }
 
+    /// Everything of the gear that exists is removed, in an order that works from any partial
+    /// state: account tools still running for it (a killed create's `useradd`) are waited for,
+    /// processes killed, the account and group removed only when they carry the gear's ids.
     public func destroy(_ gear: GearIdentity) throws(ContainmentError) {
+        UnixAccounts.waitForAccountTools(of: gear.uuid)
         try killProcesses(gear)
-        try UnixAccounts.deleteUser(name: gear.uuid)
-        try UnixAccounts.deleteGroup(name: gear.uuid)
-        removeTree(gear.home)
+        if let account = UnixAccounts.user(named: gear.uuid), account.uid == gear.uid {
+            try UnixAccounts.deleteUser(name: gear.uuid)
+        }
+        if UnixAccounts.groupID(named: gear.uuid) == gear.gid { try UnixAccounts.deleteGroup(name: gear.uuid) }
+        try removeHome(gear)
         try cgroup(gear)?.destroy()
         try quota.clear(uid: gear.uid)
-        if access(gear.home, F_OK) == 0 { throw .system(step: "remove home", target: gear.home, errno: ENOTEMPTY) }
+    }
+
+    public func home(_ gear: GearIdentity) throws(ContainmentError) -> GearHome {
+        try GearHome.open(base: gearBaseDir, name: gear.uuid, ownership: ownership(gear))
+    }
+
+    func removeHome(_ gear: GearIdentity) throws(ContainmentError) {
+        let basefd = open(gearBaseDir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard basefd >= 0 else { throw .system(step: "open", target: gearBaseDir, errno: errno) }
+        defer { close(basefd) }
+        do { try FileSystem.removeTree(in: basefd, named: gear.uuid) } catch { throw ContainmentError(error) }
     }
 
     public func run(_ gear: GearIdentity, _ argv: [String], environment: [String: String], directory: String?,
                     timeoutSeconds: Double) throws(ContainmentError) -> Spawner.Result {
         var spec = GearExec(uid: gear.uid, gid: gear.gid, command: argv)
         spec.cgroupFiles = try cgroup(gear)?.procsFiles ?? []
-        if let label = gear.mcsLabel { spec.context = SELinux.gearProcessContext(label) }
+        if let label = gear.mcsLabel, SELinux.isEnabled { spec.context = SELinux.gearProcessContext(label) }
         spec.supplementaryGroups = configuration.list("GEAR_SUPPLEMENTARY_GROUPS").compactMap { UnixAccounts.groupID(named: $0) }
         // resource_limits.conf's limits_<item> (what the original wrote to PAM limits), as rlimits.
         for (key, name) in [("limits_nproc", "NPROC"), ("limits_nofile", "NOFILE"), ("limits_core", "CORE"), ("limits_fsize", "FSIZE"),
                             ("limits_as", "AS"), ("limits_cpu", "CPU"), ("limits_stack", "STACK"), ("limits_memlock", "MEMLOCK")] {
-            if let value = limits.integer(key), value >= 0 { spec.rlimits.append((name, UInt64(value), UInt64(value))) }
+            if let value = limits.integer(key), value >= 0 { spec.rlimits.append(.init(name, UInt64(value), UInt64(value))) }
         }
         spec.directory = directory
-        return try Spawner.run([gearExec] + spec.arguments, environment: environment, timeoutSeconds: timeoutSeconds)
-    }
-
-    public func own(_ path: String, by gear: GearIdentity, writable: Bool) throws(ContainmentError) {
-        guard lchown(path, writable ? gear.uid : 0, gear.gid) == 0 else { throw .system(step: "lchown", target: path, errno: errno) }
-        if SELinux.isEnabled, let label = gear.mcsLabel {
-            let current = (try? SELinux.fileContext(path)) ?? "system_u:object_r:openshift_var_lib_t:s0"
-            let parts = current.split(separator: ":", maxSplits: 3).map(String.init)
-            if parts.count >= 3 { try SELinux.setFileContext(path, "\(parts[0]):\(parts[1]):\(parts[2]):\(label)") }
+        // The helper starts as root with a fixed environment; the gear's reaches it on descriptor 3
+        // and becomes the environment only of the gear's own program.
+        do {
+            return try Spawner.run([gearExec] + spec.arguments, environment: GearExec.helperEnvironment,
+                                   input: GearExec.environmentBlock(environment), timeoutSeconds: timeoutSeconds)
+        } catch {
+            throw ContainmentError(error)
         }
     }
 
@@ -132,27 +142,20 @@ func killProcesses(ofUID uid: UInt32) throws(ContainmentError) {
 struct ProcessInfo {
     var pid: pid_t
     var uid: UInt32
-    var environ: String?
+    /// Reads a bounded file of the process's /proc directory (`environ`, `cmdline`).
+    var procFile: (String) -> String?
 }
 
 /// Processes from /proc matching a predicate (zombies included: they still hold their uid).
-func processes(readEnviron: Bool = false, where predicate: (ProcessInfo) -> Bool) -> [pid_t] {
-    guard let dir = opendir("/proc") else { return [] }
-    defer { closedir(dir) }
+func processes(where predicate: (ProcessInfo) -> Bool) -> [pid_t] {
     var result: [pid_t] = []
     let me = getpid()
-    while let entry = readdir(dir) {
-        let name = withUnsafePointer(to: entry.pointee.d_name) {
-            $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-        }
+    for name in FileSystem.entries("/proc") ?? [] {
         guard let pid = pid_t(name), pid != me else { continue }
         var st = stat()
         guard stat("/proc/\(pid)", &st) == 0 else { continue }
-        let environ = readEnviron ? try? String(readingFile: "/proc/\(pid)/environ") : nil
-        if predicate(ProcessInfo(pid: pid, uid: st.st_uid, environ: environ)) { result.append(pid) }
+        let info = ProcessInfo(pid: pid, uid: st.st_uid) { file in FileSystem.read("/proc/\(pid)/" + file, limit: 1 << 20) }
+        if predicate(info) { result.append(pid) }
     }
     return result
 }
-
-/// `rm -rf` without following links; errors are ignored (the caller checks what is left).
-func removeTree(_ path: String) { FileSystem.removeTree(path) }

@@ -6,7 +6,8 @@ import Glibc
 
 /// Sandbox mode: no root, no accounts. A gear is a directory owned by the invoking user and its
 /// processes run as that user; they are found again by the `OPENSHIFT_SANDBOX_GEAR` (the gear's
-/// home) in their environment. Same layout, environment and hooks as node mode.
+/// home) in their environment. Same layout, environment and hooks as node mode; the `GearHome`
+/// it hands out makes no ownership change.
 public struct SandboxContainer: ContainerPlugin {
     public let name = "sandbox"
     public let selinuxStatus = "sandbox"
@@ -16,37 +17,40 @@ public struct SandboxContainer: ContainerPlugin {
     public init(configuration: NodeConfiguration, gearBaseDir: String) {
         self.gearBaseDir = gearBaseDir
         let low = UInt32(clamping: max(1, configuration.integer("GEAR_MIN_UID")))
-        uidRange = low...UInt32(clamping: max(configuration.integer("GEAR_MIN_UID"), configuration.integer("GEAR_MAX_UID")))
+        let high = UInt32(clamping: max(configuration.integer("GEAR_MIN_UID"), configuration.integer("GEAR_MAX_UID")))
+        uidRange = low...max(low, high)
     }
 
-    /// Sandbox uids only number gears (for IPs and labels); they are taken from the gears
-    /// already recorded under the gear directory.
-    public func allocateUID() throws(ContainmentError) -> UInt32 {
-        var used = Set<UInt32>()
-        for name in FileSystem.entries(gearBaseDir) ?? [] where !name.hasPrefix(".") {
-            guard let text = try? String(readingFile: "\(gearBaseDir)/\(name)/.env/.uid"), let uid = UInt32(text.filter(\.isNumber)) else { continue }
-            used.insert(uid)
-        }
+    /// Sandbox uids only number gears (for IPs and labels): the lowest one no gear of this node has.
+    public func allocateUID(excluding used: Set<UInt32>) throws(ContainmentError) -> UInt32 {
         guard let uid = uidRange.first(where: { !used.contains($0) }) else {
             throw .invalidArgument(field: "uid", value: "\(uidRange)", reason: "no free uid left in GEAR_MIN_UID...GEAR_MAX_UID")
         }
         return uid
     }
 
+    public func isFree(uid: UInt32) -> Bool { true }
+
+    func ownership(_ gear: GearIdentity) -> GearHome.Ownership {
+        GearHome.Ownership(uid: gear.uid, gid: gear.gid, label: gear.mcsLabel, enforced: false)
+    }
+
     public func create(_ gear: GearIdentity) throws(ContainmentError) {
-        guard mkdir(gear.home, 0o750) == 0 else { throw .system(step: "mkdir", target: gear.home, errno: errno) }
+        _ = try GearHome.create(base: gearBaseDir, name: gear.uuid, ownership: ownership(gear))
         do {
             try FailPoint.hit("container.create.end", gear.uuid)
         } catch {
-            removeTree(gear.home)
+            try? destroy(gear)
             throw error
         }
     }
 
     public func destroy(_ gear: GearIdentity) throws(ContainmentError) {
         try killProcesses(gear)
-        removeTree(gear.home)
-        if access(gear.home, F_OK) == 0 { throw .system(step: "remove home", target: gear.home, errno: ENOTEMPTY) }
+        let basefd = open(gearBaseDir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard basefd >= 0 else { throw .system(step: "open", target: gearBaseDir, errno: errno) }
+        defer { close(basefd) }
+        do { try FileSystem.removeTree(in: basefd, named: gear.uuid) } catch { throw ContainmentError(error) }
     }
 
     /// The gear's processes are the invoking user's that carry the gear's marker variable.
@@ -55,14 +59,18 @@ public struct SandboxContainer: ContainerPlugin {
         let me = getuid()
         let deadline = monotonicSeconds() + 10
         while true {
-            let pids = processes(readEnviron: true) { info in
-                info.uid == me && (info.environ?.split(separator: "\0").contains { $0 == marker } ?? false)
+            let pids = processes { info in
+                info.uid == me && (info.procFile("environ")?.split(separator: "\0").contains { $0 == marker } ?? false)
             }
             if pids.isEmpty { break }
             for pid in pids { kill(pid, SIGKILL) }
             if monotonicSeconds() > deadline { throw .system(step: "kill processes of", target: gear.uuid, errno: EBUSY) }
             usleep(10_000)
         }
+    }
+
+    public func home(_ gear: GearIdentity) throws(ContainmentError) -> GearHome {
+        try GearHome.open(base: gearBaseDir, name: gear.uuid, ownership: ownership(gear))
     }
 
     public func run(_ gear: GearIdentity, _ argv: [String], environment: [String: String], directory: String?,
@@ -72,10 +80,12 @@ public struct SandboxContainer: ContainerPlugin {
         // What destroy finds the gear's processes by: its home, unique on the host even when two
         // sandboxes have gears of the same name.
         environment["OPENSHIFT_SANDBOX_GEAR"] = gear.home
-        return try Spawner.run(argv, environment: environment, directory: directory, timeoutSeconds: timeoutSeconds)
+        do {
+            return try Spawner.run(argv, environment: environment, directory: directory, timeoutSeconds: timeoutSeconds)
+        } catch {
+            throw ContainmentError(error)
+        }
     }
-
-    public func own(_ path: String, by gear: GearIdentity, writable: Bool) throws(ContainmentError) {}
 
     public func exists(_ gear: GearIdentity) -> Bool { access(gear.home, F_OK) == 0 }
 }

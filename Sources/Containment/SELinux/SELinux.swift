@@ -14,11 +14,6 @@ public enum SELinux {
         "unconfined_u:system_r:openshift_t:\(label)"
     }
 
-    /// The context the next `execve` of this thread gets.
-    public static func setExecContext(_ context: String) throws(ContainmentError) {
-        guard setexeccon(context) == 0 else { throw .system(step: "setexeccon", target: context, errno: errno) }
-    }
-
     /// Labels a path itself (a symbolic link is labelled, never followed).
     public static func setFileContext(_ path: String, _ context: String) throws(ContainmentError) {
         guard lsetfilecon(path, context) == 0 else { throw .system(step: "lsetfilecon \(context) on", target: path, errno: errno) }
