@@ -11,17 +11,17 @@ public struct SandboxContainer: ContainerPlugin {
     public let name = "sandbox"
     public let selinuxStatus = "sandbox"
     public let gearBaseDir: String
-    let uidRange: ClosedRange<UInt32>
+    let configuration: NodeConfiguration
 
     public init(configuration: NodeConfiguration, gearBaseDir: String) {
         self.gearBaseDir = gearBaseDir
-        let low = UInt32(clamping: max(1, configuration.integer("GEAR_MIN_UID")))
-        uidRange = low...UInt32(clamping: max(configuration.integer("GEAR_MIN_UID"), configuration.integer("GEAR_MAX_UID")))
+        self.configuration = configuration
     }
 
     /// Sandbox uids only number gears (for IPs and labels); they are taken from the gears
     /// already recorded under the gear directory.
     public func allocateUID() throws(ContainmentError) -> UInt32 {
+        let uidRange = try gearUIDs(configuration)
         var used = Set<UInt32>()
         for name in FileSystem.entries(gearBaseDir) ?? [] where !name.hasPrefix(".") {
             guard let text = try? String(readingFile: "\(gearBaseDir)/\(name)/.env/.uid"), let uid = UInt32(text.filter(\.isNumber)) else { continue }
