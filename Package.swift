@@ -39,6 +39,8 @@ let package = Package(
         ),
         // Deliberately small and single-threaded: it changes identity, then execs the gear's command.
         .executableTarget(name: "oo-gear-exec", dependencies: ["Containment"]),
+        // Cartridges also imports CYaml, the libyaml target inside the Yams product, to walk the
+        // event stream within limits before Yams composes a tree (YAMLLimits.swift).
         .target(
             name: "Cartridges",
             dependencies: [
