@@ -8,7 +8,7 @@ public enum NodeConfigError: NodeError, Equatable {
     /// when the line is not even an assignment.
     case invalidText(file: String, line: Int, key: String?, reason: String)
     /// Values that are each acceptable but contradict one another; `line` is where `key`, the
-    /// one set last, was set.
+    /// one set last, was set. The reason names every key involved.
     case conflictingValues(file: String, line: Int, key: String, reason: String)
     /// The configuration file could not be read.
     case unreadable(file: String, errno: Int32)
@@ -30,8 +30,8 @@ public enum NodeConfigError: NodeError, Equatable {
             return "\(file):\(line): the value of \(key) \(reason); node.conf values must be UTF-8 text without NUL bytes"
         case let .invalidText(file, line, nil, reason):
             return "\(file):\(line): the line \(reason); node.conf must be UTF-8 text without NUL bytes"
-        case let .conflictingValues(file, line, key, reason):
-            return "\(file):\(line): \(key): \(reason)"
+        case let .conflictingValues(file, line, _, reason):
+            return "\(file):\(line): \(reason)"
         case let .unreadable(file, code):
             return "cannot read configuration \(file): \(String(cString: strerror(code)))"
         }

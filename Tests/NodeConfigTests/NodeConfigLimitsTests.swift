@@ -67,22 +67,22 @@ struct NodeConfigLimitsTests {
     }
 
     @Test("keys that contradict each other are refused at the line of the one set last", arguments: [
-        ("GEAR_MIN_UID=5000\nGEAR_MAX_UID=4000", 3, "GEAR_MAX_UID: GEAR_MAX_UID (4000) is below GEAR_MIN_UID (5000), "
+        ("GEAR_MIN_UID=5000\nGEAR_MAX_UID=4000", 3, "GEAR_MAX_UID (4000) is below GEAR_MIN_UID (5000), "
             + "so no uid is left for gears; set GEAR_MAX_UID to at least GEAR_MIN_UID"),
-        ("GEAR_MAX_UID=10\n# between\nGEAR_MIN_UID=20", 4, "GEAR_MIN_UID: GEAR_MAX_UID (10) is below GEAR_MIN_UID (20), "
+        ("GEAR_MAX_UID=10\n# between\nGEAR_MIN_UID=20", 4, "GEAR_MAX_UID (10) is below GEAR_MIN_UID (20), "
             + "so no uid is left for gears; set GEAR_MAX_UID to at least GEAR_MIN_UID"),
-        ("GEAR_MAX_UID=999", 2, "GEAR_MAX_UID: GEAR_MAX_UID (999) is below GEAR_MIN_UID (1000), "
+        ("GEAR_MAX_UID=999", 2, "GEAR_MAX_UID (999) is below GEAR_MIN_UID (1000), "
             + "so no uid is left for gears; set GEAR_MAX_UID to at least GEAR_MIN_UID"),
-        ("SELINUX_MCS_SET_SIZE=4\nSELINUX_MCS_GROUP_SIZE=5", 3, "SELINUX_MCS_GROUP_SIZE: SELINUX_MCS_GROUP_SIZE (5) is larger than "
+        ("SELINUX_MCS_SET_SIZE=4\nSELINUX_MCS_GROUP_SIZE=5", 3, "SELINUX_MCS_GROUP_SIZE (5) is larger than "
             + "SELINUX_MCS_SET_SIZE (4); a label cannot hold more categories than there are"),
-        ("SELINUX_MCS_SET_SIZE=32", 2, "SELINUX_MCS_SET_SIZE: GEAR_MIN_UID...GEAR_MAX_UID (1000...6999) includes uids without an "
+        ("SELINUX_MCS_SET_SIZE=32", 2, "GEAR_MIN_UID...GEAR_MAX_UID (1000...6999) includes uids without an "
             + "MCS label (only uids 1...495 have one with these SELINUX_MCS_* settings); narrow the uid range or change the MCS settings"),
-        ("GEAR_MIN_UID=1\nSELINUX_MCS_UID_OFFSET=10", 3, "SELINUX_MCS_UID_OFFSET: GEAR_MIN_UID...GEAR_MAX_UID (1...6999) includes "
+        ("GEAR_MIN_UID=1\nSELINUX_MCS_UID_OFFSET=10", 3, "GEAR_MIN_UID...GEAR_MAX_UID (1...6999) includes "
             + "uids without an MCS label (only uids 11...523785 have one with these SELINUX_MCS_* settings); narrow the uid range "
             + "or change the MCS settings"),
-        ("WRAPAROUND_UID=131072", 2, "WRAPAROUND_UID: WRAPAROUND_UID + IP_ADDRESS_WRAPAROUND_OFFSET (131072 + 1) is above 131072, "
+        ("WRAPAROUND_UID=131072", 2, "WRAPAROUND_UID + IP_ADDRESS_WRAPAROUND_OFFSET (131072 + 1) is above 131072, "
             + "so some gear addresses would fall outside 127.0.0.0/8"),
-        ("PORT_BEGIN=65535", 2, "PORT_BEGIN: PORT_BEGIN + PORTS_PER_USER (65535 + 5) goes past port 65535, "
+        ("PORT_BEGIN=65535", 2, "PORT_BEGIN + PORTS_PER_USER (65535 + 5) goes past port 65535, "
             + "so not even one gear has a full set of proxy ports"),
     ])
     func conflicts(text: String, line: Int, expected: String) {
