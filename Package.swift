@@ -39,6 +39,8 @@ let package = Package(
         // The root helper that becomes a gear: C, single-threaded, and linked statically so that no
         // dynamic loader (and no loader variable) is ever involved while it is root.
         .executableTarget(name: "oo-gear-exec", linkerSettings: [.unsafeFlags(["-static-executable"])]),
+        // Cartridges also imports CYaml, the libyaml target inside the Yams product, to walk the
+        // event stream within limits before Yams composes a tree (YAMLLimits.swift).
         .target(
             name: "Cartridges",
             dependencies: [

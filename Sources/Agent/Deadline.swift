@@ -21,7 +21,9 @@ func withDeadline<T: Sendable>(seconds: Double, _ work: @escaping @Sendable () a
             if first { continuation.resume(returning: value) }
         }
         let timer = DispatchSource.makeTimerSource(queue: .global())
-        timer.schedule(deadline: .now() + .milliseconds(Int(seconds * 1000)))
+        // Clamped: Int(_:) traps on a Double out of range, and DispatchTime arithmetic on overflow.
+        let milliseconds = seconds.isNaN ? 0 : Int(min(max(seconds * 1000, 0), Double(Int32.max)))
+        timer.schedule(deadline: .now() + .milliseconds(milliseconds))
         timer.setEventHandler { finish(onTimeout()) }
         timer.resume()
         Task {

@@ -9,6 +9,9 @@ public enum CartridgesError: NodeError, Equatable {
     case invalidManifest(path: String, element: String, reason: String)
     /// The YAML of a manifest could not be parsed.
     case unparsableManifest(path: String, reason: String)
+    /// The YAML of a manifest goes past one of `YAMLLimits` (size, nesting, nodes with aliases
+    /// expanded); refused before it is parsed into a tree.
+    case manifestOverLimit(path: String, reason: String)
     /// An argument (name, version, path) given by a user or a broker is not acceptable.
     case invalidArgument(field: String, value: String, reason: String)
     /// A cartridge source directory is not usable.
@@ -27,7 +30,7 @@ public enum CartridgesError: NodeError, Equatable {
 
     public var kind: NodeErrorKind {
         switch self {
-        case .invalidManifest, .unparsableManifest, .invalidArgument, .invalidSource: return .invalidArgument
+        case .invalidManifest, .unparsableManifest, .manifestOverLimit, .invalidArgument, .invalidSource: return .invalidArgument
         case .notFound: return .notFound
         case .eraseRefused: return .failedPrecondition
         case .io(_, _, let code):
@@ -46,6 +49,8 @@ public enum CartridgesError: NodeError, Equatable {
             return "\(path): \(reason)" + (reason.contains(element) ? "" : " (\(element))")
         case let .unparsableManifest(path, reason):
             return "\(path): invalid YAML: \(reason)"
+        case let .manifestOverLimit(path, reason):
+            return "\(path): \(reason)"
         case let .invalidArgument(field, value, reason):
             return "invalid \(field) '\(printable(value))': \(reason)"
         case let .invalidSource(path, reason):

@@ -7,8 +7,9 @@ import Darwin
 /// The node's settings: defaults from `NodeConfigKey.all`, overlaid by a `node.conf` file.
 ///
 /// A value type; it never reads the environment. Unknown keys are kept (the original system
-/// tolerated extra keys, and plugins read their own). Known keys are type-checked when read,
-/// and a wrong value is reported with its file and line.
+/// tolerated extra keys, and plugins read their own). Every value is checked when the file is
+/// parsed (see `init(parsing:file:)`), so the typed accessors never see a value out of its
+/// key's limits unless one is assigned through the subscript.
 public struct NodeConfiguration: Sendable, Equatable {
     /// Raw values by key, defaults included.
     public private(set) var values: [String: String]
@@ -21,27 +22,77 @@ public struct NodeConfiguration: Sendable, Equatable {
     }
 
     /// Parses `text` as read from `file` over the defaults.
+    ///
+    /// Every assignment is checked, not only the last one of a key: a value must be text without
+    /// NUL, and a known key's value must fit the key's type and limit (`NodeConfigKey.all`). Then
+    /// the rules between keys (`NodeConfigRule.all`) are checked. The first problem is thrown
+    /// with its file and line; nothing bad is ever kept.
     public init(parsing text: String, file: String) throws(NodeConfigError) {
+        try self.init(entries: try NodeConfParser.parse(text, file: file), file: file)
+    }
+
+    /// Parses the bytes of `file`: as `init(parsing:file:)`, and a value that is not valid UTF-8
+    /// is an error at its line instead of being read with replacement characters. Invalid bytes
+    /// in a comment are tolerated, as a comment is never read.
+    public init(parsing bytes: [UInt8], file: String) throws(NodeConfigError) {
+        var text = ""
+        var undecodable: Set<Int> = []
+        for (index, line) in bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated() {
+            if index > 0 { text += "\n" }
+            if let decoded = String(validating: line, as: UTF8.self) {
+                text += decoded
+            } else {
+                undecodable.insert(index + 1)
+                text += String(decoding: line, as: UTF8.self)
+            }
+        }
+        let entries: [NodeConfParser.Entry]
+        do {
+            entries = try NodeConfParser.parse(text, file: file)
+        } catch {
+            if case let .malformedLine(_, line, _, _) = error, undecodable.contains(line) {
+                throw .invalidText(file: file, line: line, key: nil, reason: "is not valid UTF-8")
+            }
+            throw error
+        }
+        for entry in entries where undecodable.contains(entry.line) && entry.value.unicodeScalars.contains("\u{FFFD}") {
+            throw .invalidText(file: file, line: entry.line, key: entry.key, reason: "is not valid UTF-8")
+        }
+        try self.init(entries: entries, file: file)
+    }
+
+    private init(entries: [NodeConfParser.Entry], file: String) throws(NodeConfigError) {
         self.init()
-        for entry in try NodeConfParser.parse(text, file: file) {
-            if let key = NodeConfigKey.byName[entry.key], let expected = key.typeMismatch(entry.value) {
+        var lines: [String: Int] = [:]
+        for entry in entries {
+            if entry.value.utf8.contains(0) {
+                throw .invalidText(file: file, line: entry.line, key: entry.key, reason: "contains a NUL byte")
+            }
+            if let key = NodeConfigKey.byName[entry.key], let expected = key.problem(entry.value) {
                 throw .invalidValue(file: file, line: entry.line, key: entry.key, value: entry.value, expected: expected)
             }
             values[entry.key] = entry.value
             origins[entry.key] = "\(file):\(entry.line)"
+            lines[entry.key] = entry.line
+        }
+        for rule in NodeConfigRule.all {
+            let numbers = Dictionary(uniqueKeysWithValues: rule.keys.map { ($0, integer($0)) })
+            guard let problem = rule.problem(numbers) else { continue }
+            let last = rule.keys.compactMap { key in lines[key].map { (key, $0) } }.max { $0.1 < $1.1 }
+            throw .conflictingValues(file: file, line: last?.1 ?? 0, key: last?.0 ?? rule.keys[0], reason: problem)
         }
     }
 
     /// Reads `file`; a missing file gives the defaults only when `missingIsDefault` is set.
     public static func load(file: String, missingIsDefault: Bool) throws(NodeConfigError) -> NodeConfiguration {
-        let text: String
-        switch readTextFile(file) {
-        case .success(let contents): text = contents
+        let bytes: [UInt8]
+        switch readFile(file) {
+        case .success(let contents): bytes = contents
         case .failure(let error):
             if error.code == ENOENT && missingIsDefault { return NodeConfiguration() }
             throw .unreadable(file: file, errno: error.code)
         }
-        return try NodeConfiguration(parsing: text, file: file)
+        return try NodeConfiguration(parsing: bytes, file: file)
     }
 
     public subscript(key: String) -> String? {
@@ -80,6 +131,14 @@ public struct NodeConfiguration: Sendable, Equatable {
     public var watchCartridgeBasePath: Bool { boolean("CARTRIDGE_WATCH") }
     public var rescanDebounceMilliseconds: Int { max(0, integer("CARTRIDGE_RESCAN_DEBOUNCE_MS")) }
 
+    /// `GEAR_MIN_UID...GEAR_MAX_UID`, or nil when the two do not make a range of uids (possible
+    /// only for values assigned through the subscript: a parsed file is checked).
+    public var gearUIDs: ClosedRange<UInt32>? {
+        guard let low = UInt32(exactly: integer("GEAR_MIN_UID")), let high = UInt32(exactly: integer("GEAR_MAX_UID")),
+              low >= 1, low <= high, high < UInt32.max else { return nil }
+        return low...high
+    }
+
     /// The text of `node.conf.sample`: every key with its meaning and default.
     public static func sampleText() -> String {
         var out = """
@@ -91,7 +150,7 @@ public struct NodeConfiguration: Sendable, Equatable {
 
         """
         for key in NodeConfigKey.all {
-            out += "\n# \(key.help) (\(key.type.rawValue))\n"
+            out += "\n# \(key.help) (\(key.type.rawValue)\(key.limit.map { ", " + $0.bounds } ?? ""))\n"
             out += "\(key.name)=\"\(key.defaultValue)\"\n"
         }
         return out
@@ -106,8 +165,13 @@ extension Substring {
 
 struct Errno: Error { var code: Int32 }
 
-/// Reads a whole file as UTF-8, or the errno of the failure.
+/// Reads a whole file as UTF-8 (invalid bytes replaced), or the errno of the failure.
 func readTextFile(_ path: String) -> Result<String, Errno> {
+    readFile(path).map { String(decoding: $0, as: UTF8.self) }
+}
+
+/// Reads a whole file, or the errno of the failure.
+func readFile(_ path: String) -> Result<[UInt8], Errno> {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else { return .failure(Errno(code: errno)) }
     defer { close(fd) }
@@ -122,5 +186,5 @@ func readTextFile(_ path: String) -> Result<String, Errno> {
         if n == 0 { break }
         bytes.append(contentsOf: buffer[0..<n])
     }
-    return .success(String(decoding: bytes, as: UTF8.self))
+    return .success(bytes)
 }

@@ -75,11 +75,15 @@ public enum TestFiles {
     }
 
     public static func write(_ path: String, _ contents: String, mode: mode_t = 0o644) throws {
+        try write(path, bytes: Array(contents.utf8), mode: mode)
+    }
+
+    /// Writes exactly `bytes`: for files that are not valid UTF-8 or hold NUL bytes.
+    public static func write(_ path: String, bytes: [UInt8], mode: mode_t = 0o644) throws {
         try makeDirectories(String(path[..<path.lastIndex(of: "/")!]))
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
         guard fd >= 0 else { throw Failure(description: "open \(path): errno \(errno)") }
         defer { close(fd) }
-        let bytes = Array(contents.utf8)
         guard bytes.isEmpty || Glibc.write(fd, bytes, bytes.count) == bytes.count else {
             throw Failure(description: "write \(path): errno \(errno)")
         }

@@ -48,6 +48,24 @@ struct AdminCommandTests {
         #expect(help.status == 0 && help.stdout.contains("--cartridge_version"))
     }
 
+    @Test("installing an alias bomb or 100,000 nested brackets fails at once with the limit and the line",
+          .timeLimit(.minutes(1)))
+    func hostileManifests() throws {
+        defer { node.destroy() }
+        for (name, yaml, reason) in [("bomb", HostileYAML.aliasBomb, "YAML document of more than 100000 nodes with its aliases expanded at line 6"),
+                                     ("deep", HostileYAML.deepFlow, "YAML nesting deeper than 64 levels at line 1")] {
+            let source = node.root + "/src/" + name
+            try TestFiles.write(source + "/metadata/manifest.yml", yaml)
+            try TestFiles.write(source + "/bin/control", "#!/bin/sh\n", mode: 0o755)
+            // A heap limit, so that a regression fails here instead of exhausting the host.
+            let limit = access("/usr/bin/prlimit", X_OK) == 0 ? ["/usr/bin/prlimit", "--data=\(1 << 30)"] : []
+            let result = try ProcessRunner.run(limit + [ProcessRunner.executable("oo-admin-cartridge"), "-a", "install", "-s", source] + sandbox)
+            #expect(result.status != 0 && result.status < 128, "refused, not killed: \(result.status)")
+            #expect(result.stderr.contains("\(source)/metadata/manifest.yml: \(reason)"), "\(result.stderr)")
+        }
+        #expect(try admin(["--list"]).stdout == "", "nothing was installed")
+    }
+
     @Test("recursive install: one broken cartridge is reported, the others are installed")
     func recursiveInstall() throws {
         defer { node.destroy() }

@@ -53,12 +53,15 @@ struct AgentOverMCollectiveTests {
 
     func startNode(_ identity: String, root: String, basePath: String, port: Int) throws -> Daemon {
         try TestFiles.write(root + "/etc/mcollective/server.cfg", MCollectiveConfig.text(identity: identity, port: port, psk: Self.psk))
+        // A window of its own (gear IPs come from uids); GEAR_MAX_UID must not be below GEAR_MIN_UID.
+        let low = Int.random(in: 2000...60000)
         try TestFiles.write(root + "/node.conf", """
             FRONTEND_WAKE_PORT=0
             OPENSHIFT_FRONTEND_HTTP_PLUGINS=
             AGENT_TRANSPORTS=mcollective
             CARTRIDGE_RESCAN_DEBOUNCE_MS=200
-            GEAR_MIN_UID=\(Int.random(in: 2000...60000))
+            GEAR_MIN_UID=\(low)
+            GEAR_MAX_UID=\(low + 99)
 
             """)
         return try Daemon(root: root, basePath: basePath, config: root + "/node.conf")

@@ -49,6 +49,29 @@ struct DaemonTests {
         #expect(daemon.stop() == 0, "SIGTERM is a clean shutdown: \(daemon.logText)")
     }
 
+    /// node.conf files (as bytes) the daemon must refuse, with the end of the first stderr line.
+    static let badConfigurations: [([UInt8], String)] = [
+        (Array("FRONTEND_WAKE_PORT=0\nGEAR_MIN_UID=-5\nGEAR_MAX_UID=-1\n".utf8),
+         "2: GEAR_MIN_UID must be an integer from 1 to 4294967294 (a uid), found '-5'"),
+        (Array("GEAR_MIN_UID=3000\nGEAR_MAX_UID=2000\n".utf8), "2: GEAR_MAX_UID (2000) is below GEAR_MIN_UID (3000)"),
+        (Array("GEAR_BASE_DIR=srv/gears\n".utf8), "1: GEAR_BASE_DIR must be an absolute path (starting with /), found 'srv/gears'"),
+        (Array("# paths\nGEAR_BASE_DIR=\"/srv/".utf8) + [0] + Array("gears\"\n".utf8), "2: the value of GEAR_BASE_DIR contains a NUL byte"),
+        (Array("GEAR_BASE_DIR=/srv/".utf8) + [0xff] + Array("\n".utf8), "1: the value of GEAR_BASE_DIR is not valid UTF-8"),
+    ]
+
+    @Test("a bad node.conf stops the daemon before it starts, with file, line and reason", .timeLimit(.minutes(1)),
+          arguments: badConfigurations)
+    func badConfiguration(bytes: [UInt8], message: String) async throws {
+        defer { node.destroy() }
+        let config = node.root + "/node.conf"
+        try TestFiles.write(config, bytes: bytes)
+        let daemon = try Daemon(root: root, basePath: node.basePath, config: config)
+        #expect(await eventually(within: 20) { !daemon.isRunning }, "the daemon must not start: \(daemon.logText)")
+        #expect(daemon.stop() != 0)
+        #expect(daemon.logText.hasPrefix("\(config):\(message)"), "\(daemon.logText)")
+        #expect(!TestFiles.exists(root + "/var/lib/openshift"), "nothing was created")
+    }
+
     @Test("SIGHUP rescans", .timeLimit(.minutes(1)))
     func sighup() async throws {
         defer { node.destroy() }

@@ -64,6 +64,8 @@ public struct ManifestDocument: Sendable {
         let value: ManifestValue
         do {
             value = try ManifestValue.parse(yaml: yaml)
+        } catch let error as YAMLLimitError {
+            throw .manifestOverLimit(path: path, reason: error.description)
         } catch {
             throw .unparsableManifest(path: path, reason: oneLine("\(error)"))
         }

@@ -11,14 +11,17 @@ public indirect enum ManifestValue: Sendable, Equatable {
     case list([ManifestValue])
     case map(ManifestMap)
 
-    /// Parses YAML text; an empty document is an empty map.
+    /// Parses YAML text; an empty document is an empty map. Every YAML the node reads comes
+    /// through here, so the limits of `YAMLLimits` are checked here, before Yams builds a tree.
     public static func parse(yaml: String) throws -> ManifestValue {
+        try YAMLLimits.check(yaml)
         guard let node = try Yams.compose(yaml: yaml) else { return .map(ManifestMap()) }
         return try ManifestValue(node, depth: 0)
     }
 
     private init(_ node: Node, depth: Int) throws {
-        guard depth < 64 else { throw ManifestValueError("nesting deeper than 64 levels") }
+        // Also checked, with aliases and a line number, by `YAMLLimits.check`.
+        guard depth < YAMLLimits.maximumDepth else { throw ManifestValueError("nesting deeper than 64 levels") }
         switch node {
         case .scalar(let scalar):
             if scalar.style == .plain || scalar.style == .any, node.null != nil {

@@ -70,3 +70,13 @@ public protocol ContainerPlugin: Sendable {
     /// Whether the gear's account exists on the host (always true in the sandbox once created).
     func exists(_ gear: GearIdentity) -> Bool
 }
+
+/// The uids a plugin allocates from, or the error that says why the configuration has none.
+func gearUIDs(_ configuration: NodeConfiguration) throws(ContainmentError) -> ClosedRange<UInt32> {
+    guard let range = configuration.gearUIDs else {
+        throw .invalidArgument(field: "GEAR_MIN_UID...GEAR_MAX_UID",
+                               value: "\(configuration.string("GEAR_MIN_UID"))...\(configuration.string("GEAR_MAX_UID"))",
+                               reason: "not a range of uids from 1 to 4294967294")
+    }
+    return range
+}

@@ -29,13 +29,8 @@ public struct SELinuxContainer: ContainerPlugin {
     /// Disk quotas of the file system holding the gears (reported, not faked, when off).
     public var quota: DiskQuota { DiskQuota(path: gearBaseDir) }
 
-    var uidRange: ClosedRange<UInt32> {
-        let low = UInt32(clamping: max(1, configuration.integer("GEAR_MIN_UID")))
-        let high = UInt32(clamping: max(configuration.integer("GEAR_MIN_UID"), configuration.integer("GEAR_MAX_UID")))
-        return low...max(low, high)
-    }
-
     public func allocateUID(excluding used: Set<UInt32>) throws(ContainmentError) -> UInt32 {
+        let uidRange = try gearUIDs(configuration)
         guard let uid = UnixAccounts.lowestFreeID(in: uidRange, excluding: used) else {
             throw .invalidArgument(field: "uid", value: "\(uidRange)", reason: "no free uid left in GEAR_MIN_UID...GEAR_MAX_UID")
         }

@@ -12,17 +12,16 @@ public struct SandboxContainer: ContainerPlugin {
     public let name = "sandbox"
     public let selinuxStatus = "sandbox"
     public let gearBaseDir: String
-    let uidRange: ClosedRange<UInt32>
+    let configuration: NodeConfiguration
 
     public init(configuration: NodeConfiguration, gearBaseDir: String) {
         self.gearBaseDir = gearBaseDir
-        let low = UInt32(clamping: max(1, configuration.integer("GEAR_MIN_UID")))
-        let high = UInt32(clamping: max(configuration.integer("GEAR_MIN_UID"), configuration.integer("GEAR_MAX_UID")))
-        uidRange = low...max(low, high)
+        self.configuration = configuration
     }
 
     /// Sandbox uids only number gears (for IPs and labels): the lowest one no gear of this node has.
     public func allocateUID(excluding used: Set<UInt32>) throws(ContainmentError) -> UInt32 {
+        let uidRange = try gearUIDs(configuration)
         guard let uid = uidRange.first(where: { !used.contains($0) }) else {
             throw .invalidArgument(field: "uid", value: "\(uidRange)", reason: "no free uid left in GEAR_MIN_UID...GEAR_MAX_UID")
         }

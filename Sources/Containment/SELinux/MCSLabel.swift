@@ -31,10 +31,12 @@ public struct MCSLabel: Sendable, Hashable, CustomStringConvertible {
         /// The first uid that has a label.
         public var firstUID: Int { uidOffset + groupSize - 1 }
 
-        /// The last uid that has a label.
+        /// The last uid that has a label. Saturates instead of trapping when the number of
+        /// labels does not fit an Int (a large set with a large group).
         public var lastUID: Int {
             let count = binomial(setSize, groupSize)
-            return firstUID + count - 1 - (groupSize == 2 ? 1 : 0)
+            let (last, overflow) = firstUID.addingReportingOverflow(count - 1 - (groupSize == 2 ? 1 : 0))
+            return overflow ? Int.max : last
         }
     }
 
@@ -48,7 +50,7 @@ public struct MCSLabel: Sendable, Hashable, CustomStringConvertible {
     public init(uid: Int, parameters: Parameters = .init()) throws(ContainmentError) {
         let p = parameters
         guard p.setSize > 0, p.groupSize > 0, p.groupSize <= p.setSize, p.uidOffset >= 0, p.mlsNum >= 0,
-              p.setSize <= 1 << 16 else {
+              p.setSize <= 1 << 16, p.uidOffset <= Int(UInt32.max) else {
             throw .invalidMCSParameters("SELINUX_MCS_SET_SIZE=\(p.setSize), SELINUX_MCS_GROUP_SIZE=\(p.groupSize), "
                 + "SELINUX_MCS_UID_OFFSET=\(p.uidOffset), SELINUX_MLS_NUM=\(p.mlsNum)")
         }
