@@ -1,29 +1,43 @@
+import Containment
 import Foundation
 import Logging
+import NodeConfig
 
-/// The `openshift` agent: validates each request against the catalogue, runs the action on the
-/// blocking pool within a time budget, and answers in the original's reply shapes.
+/// The `openshift` agent: validates each request against the catalogue, runs the action within a
+/// time budget, and answers in the original's reply shapes.
 ///
-/// Requests for different gears run concurrently (up to the pool's size); requests for one gear
-/// are serialised by that gear's lock inside `GearManager`. No process-wide state (such as the
-/// working directory) is changed by any action.
+/// Where work runs, so that no gear can starve the node:
+/// - read-only queries (facts, gear listings) on their own small pool, never behind a hook;
+/// - actions on the action pool (`AGENT_MAX_CONCURRENT` threads); an action for a gear first
+///   waits its turn in that gear's line (`GearLines`: one at a time per gear, at most
+///   `AGENT_GEAR_QUEUE` admitted, the excess refused at once), holding no thread while it waits;
+/// - when the budget runs out the requester is answered and the action is cancelled: its hook's
+///   process group is killed and a wait for a lock gives up, so it releases its thread and the
+///   gear's lock within moments instead of running on for minutes.
+/// No process-wide state (such as the working directory) is changed by any action.
 public final class OpenShiftAgent: AgentHandler {
     public let name = "openshift"
     public let catalogue: AgentCatalogue
     public let context: NodeContext
     let validator: RequestValidator
+    /// Threads for actions (hooks, account tools, file trees).
     public let pool: BlockingPool
+    /// Threads for read-only queries.
+    public let queries: BlockingPool
+    let lines: GearLines
     /// Seconds an action may take before the requester is told it timed out (the original's
     /// hourglass: 65% of the DDL timeout).
     public let budgetSeconds: Double
     let logger: Logger
 
-    public init(context: NodeContext, pool: BlockingPool, budgetSeconds: Double? = nil,
-                logger: Logger = Logger(label: "openshift.agent")) {
+    public init(context: NodeContext, pool: BlockingPool, queries: BlockingPool? = nil, gearQueueLimit: Int? = nil,
+                budgetSeconds: Double? = nil, logger: Logger = Logger(label: "openshift.agent")) {
         catalogue = .openshift
         validator = RequestValidator(catalogue: catalogue)
         self.context = context
         self.pool = pool
+        self.queries = queries ?? BlockingPool(size: 2, name: "query")
+        lines = GearLines(limit: gearQueueLimit ?? context.configuration.integer("AGENT_GEAR_QUEUE"))
         self.budgetSeconds = budgetSeconds ?? (Double(catalogue.timeout) * 0.65).rounded(.up)
         self.logger = logger
     }
@@ -49,12 +63,18 @@ public final class OpenShiftAgent: AgentHandler {
             reply = await executeParallel(request.data)
         } else if Self.inlineActions.contains(action) {
             reply = perform(action, Inputs(inputs))
-        } else {
+        } else if Self.queryActions.contains(action) || (action == "cartridge_repository" && inputs["action"]?.string == "list") {
             let budget = budgetSeconds
             reply = await withDeadline(seconds: budget, { [self] in
-                await pool.run { self.perform(action, Inputs(inputs)) }
-            }, onTimeout: {
-                .failure(1, "\(action) did not finish within \(Int(budget)) s; it goes on in the background and its result is logged")
+                await queries.run { self.perform(action, Inputs(inputs)) }
+            }, onTimeout: { .failure(1, "\(action) did not finish within \(Int(budget)) s") })
+        } else {
+            let gear = action == "cartridge_do" ? Self.gearName(inputs["args"]) : nil
+            reply = await runAction(gear: gear, { self.perform(action, Inputs(inputs)) }, refused: { admitted in
+                AgentReply(statuscode: 1, statusmsg: "gear \(gear ?? "") already has \(admitted) requests running or waiting; try again later",
+                           data: .symbols(["output": .string("too many requests for gear \(gear ?? "")"), "exitcode": .int(1)]))
+            }, timedOut: { [budgetSeconds] in
+                .failure(1, "\(action) did not finish within \(Int(budgetSeconds)) s: it was stopped, and its processes killed")
             })
         }
         reply.data = Self.prefilled(catalogue.action(action)?.outputs ?? [], reply.data)
@@ -74,6 +94,34 @@ public final class OpenShiftAgent: AgentHandler {
     /// Actions that only compute or look at one path: run on the caller's task, without a pool
     /// thread or a timer (most of an echo's cost was the hand-offs).
     static let inlineActions: Set = ["echo", "has_gear", "get_gear_uid", "has_uid_or_gid", "has_embedded_app"]
+    /// Read-only actions that read many files: on the query pool, never behind a hook.
+    static let queryActions: Set = ["get_facts", "get_all_gears", "get_all_active_gears", "get_all_gears_endpoints",
+                                    "get_all_gears_sshkeys", "has_app_cartridge", "get_gear_envs"]
+
+    /// The gear a `cartridge_do` names (its `--with-container-uuid`), when it is a valid name.
+    static func gearName(_ args: AgentValue?) -> String? {
+        guard let uuid = (try? CartridgeArgs(args))?.string("--with-container-uuid"),
+              (try? GearIdentity.validate(uuid: uuid)) != nil else { return nil }
+        return uuid
+    }
+
+    /// Runs `work` on the action pool within the budget, behind the gear's earlier requests when
+    /// it names a gear. When the budget runs out, `timedOut` answers at once and the work is
+    /// cancelled (its processes killed); the gear's turn passes on when the work has really ended.
+    func runAction<T: Sendable>(gear: String?, _ work: @escaping @Sendable () -> T, refused: (Int) -> T,
+                                timedOut: @escaping @Sendable () -> T) async -> T {
+        if let gear, !lines.admit(gear) { return refused(lines.admitted(gear)) }
+        let cancellation = Cancellation()
+        return await withDeadline(seconds: budgetSeconds, { [self] in
+            if let gear { await lines.waitTurn(gear) }
+            defer { if let gear { lines.finish(gear) } }
+            if cancellation.isCancelled { return timedOut() }
+            return await pool.run { Cancellation.$current.withValue(cancellation) { work() } }
+        }, onTimeout: {
+            cancellation.cancel()
+            return timedOut()
+        })
+    }
 
     /// Every declared output key first (nil), then what the action set, as MCollective's RPC
     /// layer does.

@@ -1,4 +1,4 @@
-import Agent
+@testable import Agent
 import Cartridges
 import Containment
 import Foundation
@@ -18,7 +18,7 @@ struct AgentNode {
     let scratch = ScratchNode("agent-test")
     let agent: OpenShiftAgent
 
-    init(budgetSeconds: Double? = nil, limits: [String: String] = [:]) throws {
+    init(budgetSeconds: Double? = nil, limits: [String: String] = [:], gearQueueLimit: Int? = nil, poolSize: Int = 4) throws {
         let window = Int.random(in: 0..<1000) * 50 + 50000
         let configuration = try NodeConfiguration(parsing: "GEAR_MIN_UID=\(window)\nGEAR_MAX_UID=\(window + 49)\nPUBLIC_HOSTNAME=node.example.com\n",
                                                   file: "test node.conf")
@@ -32,7 +32,7 @@ struct AgentNode {
                                 repository: repository, hookTimeoutSeconds: 30)
         agent = OpenShiftAgent(context: NodeContext(layout: layout, repository: repository, gears: gears, frontend: nil,
                                                     resourceLimits: limits, identity: "node1.test"),
-                               pool: BlockingPool(size: 4), budgetSeconds: budgetSeconds)
+                               pool: BlockingPool(size: poolSize), gearQueueLimit: gearQueueLimit, budgetSeconds: budgetSeconds)
     }
 
     func call(_ action: String, _ data: KeyValuePairs<String, AgentValue> = [:]) async -> AgentReply {
@@ -257,24 +257,64 @@ struct AgentTests {
         _ = await node.cartridgeDo("app-destroy", ["--with-container-uuid": "factgear1"])
     }
 
-    @Test("an action past its budget is answered with statuscode 1 at once, not with silence")
+    @Test("an action past its budget is answered with statuscode 1 at once, its hook is killed and its gear is free again",
+          .timeLimit(.minutes(1)))
     func budget() async throws {
-        let node = try AgentNode(budgetSeconds: 0.2)
+        let node = try AgentNode(budgetSeconds: 1)
         defer { node.destroy() }
-        // A hook that cannot finish before the test lets it: the reply must come first.
-        let release = node.scratch.root + "/release"
+        // A hook that would run for ten minutes: the reply must come at the budget, the hook must die.
+        let pidFile = node.scratch.root + "/hook.pid"
         var slow = CartridgeBuilder(name: "slow")
-        slow.files["bin/setup"] = "#!/bin/sh\nn=0\nwhile [ ! -e \(release) ] && [ $n -lt 600 ]; do sleep 0.1; n=$((n+1)); done\n"
+        slow.files["bin/setup"] = "#!/bin/sh\necho $$ > \(pidFile)\nexec sleep 600\n"
         let source = try slow.write(into: node.scratch.root + "/src")
         _ = try node.agent.context.repository.install(from: source)
         _ = await node.cartridgeDo("app-create", ["--with-container-uuid": "slowgear1"])
         let reply = await node.cartridgeDo("configure", ["--with-container-uuid": "slowgear1", "--cart-name": "slow"])
-        #expect(!TestFiles.exists(release), "answered while the hook still ran")
-        #expect(reply.statuscode == 1 && reply.statusmsg.hasPrefix("cartridge_do did not finish within"), "\(reply)")
+        #expect(reply.statuscode == 1 && reply.statusmsg.hasPrefix("cartridge_do did not finish within 1 s"), "\(reply)")
+        let pid = try #require(TestFiles.read(pidFile).flatMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) })
+        #expect(await eventually(within: 10) { kill(pid, 0) != 0 }, "the hook's process is killed, not left running for 600 s")
+        #expect(await eventually(within: 10) { node.agent.pool.running == 0 }, "the pool thread is released")
+        // The interrupted configure was undone, and the gear takes its next request at once.
+        #expect(!TestFiles.exists(node.agent.context.layout.gearBaseDir + "/slowgear1/slow"))
+        let again = await node.cartridgeDo("app-state-show", ["--with-container-uuid": "slowgear1"])
+        #expect(again.statuscode == 0, "\(again)")
+        _ = await node.cartridgeDo("app-destroy", ["--with-container-uuid": "slowgear1"])
+    }
+
+    @Test("a gear whose hooks hang cannot starve the node: queries and other gears are answered, its excess requests refused",
+          .timeLimit(.minutes(1)))
+    func starvation() async throws {
+        let node = try AgentNode(budgetSeconds: 40, gearQueueLimit: 4, poolSize: 4)
+        defer { node.destroy() }
+        let release = node.scratch.root + "/release"
+        var hang = CartridgeBuilder(name: "hang")
+        hang.files["bin/control"] = "#!/bin/sh\nn=0\nwhile [ ! -e \(release) ] && [ $n -lt 300 ]; do sleep 0.1; n=$((n+1)); done\n"
+        _ = try node.agent.context.repository.install(from: try hang.write(into: node.scratch.root + "/src"))
+        for uuid in ["hoggear", "othergear"] { _ = await node.cartridgeDo("app-create", ["--with-container-uuid": uuid]) }
+        #expect(await node.cartridgeDo("configure", ["--with-container-uuid": "hoggear", "--cart-name": "hang"]).statuscode == 0)
+        #expect(await node.cartridgeDo("configure", ["--with-container-uuid": "othergear", "--cart-name": "mock"]).statuscode == 0)
+
+        // 20 status requests for the hanging gear at once.
+        let hog = Task {
+            await withTaskGroup(of: AgentReply.self) { group in
+                for _ in 0..<20 { group.addTask { await node.cartridgeDo("status", ["--with-container-uuid": "hoggear"]) } }
+                return await group.reduce(into: [AgentReply]()) { $0.append($1) }
+            }
+        }
+        #expect(await eventually(within: 10) { node.agent.lines.admitted("hoggear") == 4 && node.agent.pool.running == 1 })
+        // While they hang: the broker's queries and another gear's actions are answered.
+        let facts = await node.call("get_facts", ["facts": .array([.string("gears_total_count")])])
+        #expect(facts.statuscode == 0, "\(facts)")
+        #expect((await node.call("get_all_gears")).statuscode == 0)
+        let other = await node.cartridgeDo("status", ["--with-container-uuid": "othergear"])
+        #expect(other.statuscode == 0, "\(other)")
+        #expect(!TestFiles.exists(release), "all of it answered while the hooks still hung")
         try TestFiles.write(release, "")
-        // The work goes on in the background and finishes: the cartridge ends up configured.
-        #expect(await eventually(within: 60) { node.agent.pool.running == 0 })
-        #expect(TestFiles.exists(node.agent.context.layout.gearBaseDir + "/slowgear1/slow"))
+        let replies = await hog.value
+        let refused = replies.filter { $0.statusmsg.contains("already has 4 requests running or waiting") }
+        #expect(refused.count == 16, "the excess is refused at once with the reason: \(replies.map(\.statusmsg))")
+        #expect(replies.filter { $0.statuscode == 0 }.count == 4, "the admitted ones run, one after the other")
+        for uuid in ["hoggear", "othergear"] { _ = await node.cartridgeDo("app-destroy", ["--with-container-uuid": uuid]) }
     }
 
     @Test("execute_parallel runs this node's jobs concurrently and fills in their results")

@@ -8,7 +8,6 @@ extension OpenShiftAgent {
     /// `cartridge_do`'s.
     func executeParallel(_ data: AgentValue) async -> AgentReply {
         let jobs = data[context.identity]?.array ?? []
-        let budget = budgetSeconds
         let results = await withTaskGroup(of: (Int, CartridgeDoResult).self) { group in
             for (index, job) in jobs.enumerated() {
                 let spec = job["job"] ?? .null
@@ -21,10 +20,12 @@ extension OpenShiftAgent {
                     }
                     let action = spec["action"]?.string ?? ""
                     let cartridge = spec["cartridge"]?.string ?? ""
-                    let result = await withDeadline(seconds: budget, {
-                        await self.pool.run { self.runSubAction(action, cartridge: cartridge, args: spec["args"]) }
-                    }, onTimeout: {
-                        CartridgeDoResult(exitcode: 1, output: "\(action) did not finish within \(Int(budget)) s")
+                    let gear = Self.gearName(spec["args"])
+                    let result = await self.runAction(gear: gear, { self.runSubAction(action, cartridge: cartridge, args: spec["args"]) },
+                                                      refused: { admitted in
+                        CartridgeDoResult(exitcode: 1, output: "gear \(gear ?? "") already has \(admitted) requests running or waiting; try again later")
+                    }, timedOut: { [budgetSeconds = self.budgetSeconds] in
+                        CartridgeDoResult(exitcode: 1, output: "\(action) did not finish within \(Int(budgetSeconds)) s: it was stopped")
                     })
                     return (index, result)
                 }
