@@ -142,7 +142,7 @@ let package = Package(
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["Cartridges", "NodeConfig", "NodeTestSupport"]
+            dependencies: ["Cartridges", "Containment", "NodeConfig", "NodeTestSupport"]
         ),
     ]
 )

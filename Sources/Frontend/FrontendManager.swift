@@ -34,6 +34,7 @@ public final class FrontendManager: Sendable {
             try applyChain(nil, previous: previous, uuid: uuid)
             guard unlink(documentPath(uuid)) == 0 || errno == ENOENT else { throw .io(step: "unlink", path: documentPath(uuid), errno: errno) }
         }
+        FileSystem.removeTemporaries(of: documentPath(uuid))
         lock.remove()
     }
 

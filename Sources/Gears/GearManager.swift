@@ -229,7 +229,10 @@ public final class GearManager: Sendable, CartridgeUsage {
         try Self.validate(uuid: uuid)
         try prepareBaseDirectory()
         return try withGearLock(uuid, removeAfter: true) { () throws(GearsError) -> String in
-            guard var record = try records.read(uuid) else { return "" }
+            guard var record = try records.read(uuid) else {
+                try records.remove(uuid)   // what a create killed while journaling left
+                return ""
+            }
             var output = ""
             if record.state == .created && !skipHooks {
                 let gear = gear(from: record)

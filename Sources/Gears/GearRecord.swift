@@ -114,8 +114,10 @@ struct GearRecords: Sendable {
         }
     }
 
+    /// Removes the record (and what killed writes of it left).
     func remove(_ uuid: String) throws(GearsError) {
         guard unlink(path(uuid)) == 0 || errno == ENOENT else { throw .io(step: "unlink", path: path(uuid), errno: errno) }
+        FileSystem.removeTemporaries(of: path(uuid))
     }
 
     /// Every record, sorted by uuid (unreadable ones skipped).

@@ -119,6 +119,14 @@ public enum FileSystem {
         renamed = true
     }
 
+    /// Removes the temporary files a killed `writeAtomically` of `path` may have left beside it.
+    public static func removeTemporaries(of path: String) {
+        guard let slash = path.lastIndex(of: "/") else { return }
+        let directory = String(path[..<slash])
+        let prefix = "." + path[path.index(after: slash)...] + ".tmp-"
+        for name in entries(directory) ?? [] where name.hasPrefix(prefix) { unlink(directory + "/" + name) }
+    }
+
     /// `mkdir -p`: each missing directory is created with `mode`.
     public static func makeDirectories(_ path: String, mode: mode_t = 0o755) throws(SystemError) {
         var st = stat()

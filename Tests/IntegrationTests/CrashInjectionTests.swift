@@ -1,0 +1,237 @@
+import Containment
+import NodeConfig
+import NodeTestSupport
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// kill -9 at random moments of the node's state changes, many times: app-create, configure,
+/// deconfigure (node mode, real accounts, through the built `oo-devel-node`) and cartridge
+/// install (`oo-admin-cartridge`). After every kill, the next operation finishes or refuses
+/// cleanly, and destroy leaves no account, group, cgroup, home, record, route or lock file.
+@Suite("crash injection: kill -9 at random moments", .enabled(if: Prerequisites.rootOrCI), .serialized)
+struct CrashInjectionTests {
+    static let runs = 50
+
+    /// A node-mode node in a scratch directory: its own gear directory, repository, frontend
+    /// files and cgroup parent, uids 47500...47599, the shipped cartridges.
+    struct Node {
+        let scratch = ScratchNode("crash")
+        let config: String
+        var gearBaseDir: String { scratch.root + "/gears" }
+
+        init() throws {
+            chmod(scratch.root, 0o755)
+            config = scratch.root + "/node.conf"
+            try TestFiles.write(config, """
+                GEAR_BASE_DIR=\(scratch.root)/gears
+                CARTRIDGE_REPO_DIR=\(scratch.root)/repository
+                CARTRIDGE_BASE_PATH=\(shippedCartridgesPath)
+                GEAR_MIN_UID=47500
+                GEAR_MAX_UID=47599
+                GEAR_SHELL=/bin/sh
+                OPENSHIFT_CGROUP_ROOT=openshift-node-crash
+                OPENSHIFT_HTTP_CONF_DIR=\(scratch.root)/httpd
+                LAST_ACCESS_DIR=\(scratch.root)/last_access
+                AGENT_SOCKET=\(scratch.root)/agent.sock
+                FRONTEND_WAKE_PORT=0
+                """)
+            let rescan = try ProcessRunner.node("oo-admin-cartridge", ["--action", "rescan", "--config", config])
+            #expect(rescan.status == 0, "\(rescan.stderr)")
+        }
+
+        func devel(_ arguments: [String]) throws -> ProcessRunner.Result {
+            try ProcessRunner.node("oo-devel-node", arguments + ["--config", config])
+        }
+
+        /// Starts `oo-devel-node`, kills it with SIGKILL after `delay` seconds; its exit status.
+        func killed(_ arguments: [String], after delay: Double) throws -> Int32 {
+            let pid = try ProcessRunner.spawn([ProcessRunner.executable("oo-devel-node")] + arguments + ["--config", config],
+                                              stdout: scratch.root + "/killed.out", stderr: scratch.root + "/killed.err")
+            usleep(UInt32(delay * 1_000_000))
+            kill(pid, SIGKILL)
+            return ProcessRunner.wait(pid)
+        }
+
+        /// Every trace a gear can leave, that is still there.
+        func traces(of uuid: String) -> [String] {
+            var found: [String] = []
+            if UnixAccounts.user(named: uuid) != nil { found.append("user") }
+            if UnixAccounts.groupExists(named: uuid) { found.append("group") }
+            for path in [uuid, ".gears/\(uuid).json", ".locks/gear.\(uuid)", ".frontend/\(uuid).json", ".frontend/.lock.\(uuid)"]
+            where TestFiles.exists(gearBaseDir + "/" + path) {
+                found.append(path)
+            }
+            for directory in [".gears", ".frontend"] {
+                found += TestFiles.list(gearBaseDir + "/" + directory, includeHidden: true).filter { $0.hasPrefix(".\(uuid).json.tmp-") }
+            }
+            if let hierarchy = CgroupHierarchy.detect(),
+               let cgroup = try? GearCgroup(hierarchy: hierarchy, parent: "openshift-node-crash", name: uuid), cgroup.exists {
+                found.append("cgroup")
+            }
+            let processes = (FileSystem.entries("/proc") ?? []).filter { name in
+                var st = stat()
+                return Int32(name) != nil && stat("/proc/" + name, &st) == 0 && (47500...47599).contains(st.st_uid)
+            }
+            if !processes.isEmpty { found.append("processes \(processes)") }
+            return found
+        }
+
+        func destroy() {
+            for uuid in TestFiles.list(gearBaseDir + "/.gears").filter({ $0.hasSuffix(".json") }).map({ String($0.dropLast(5)) }) {
+                _ = try? devel(["app-destroy", "--with-container-uuid", uuid])
+            }
+            if let hierarchy = CgroupHierarchy.detect(),
+               let parent = try? GearCgroup(hierarchy: hierarchy, parent: "", name: "openshift-node-crash") {
+                for directory in parent.directories { rmdir(directory) }
+            }
+            scratch.destroy()
+        }
+    }
+
+    /// How long an operation takes when nothing kills it, as a budget for where to kill it.
+    static func duration(_ body: () throws -> Void) rethrows -> Double {
+        let start = monotonicSeconds()
+        try body()
+        return monotonicSeconds() - start
+    }
+
+    @Test("app-create killed at random moments: a re-run completes it or destroy removes every trace", .timeLimit(.minutes(5)))
+    func create() throws {
+        try #require(Prerequisites.rootProblem == nil, "\(Prerequisites.rootProblem ?? "")")
+        let node = try Node()
+        defer { node.destroy() }
+        let window = try Self.duration { () throws in
+            #expect(try node.devel(["app-create", "--with-container-uuid", "crashprobe"]).status == 0)
+        } * 1.2
+        #expect(try node.devel(["app-destroy", "--with-container-uuid", "crashprobe"]).status == 0)
+        var completed = 0
+        var interrupted = 0
+        for run in 0..<Self.runs {
+            let uuid = "crash\(run)"
+            if try node.killed(["app-create", "--with-container-uuid", uuid], after: Double.random(in: 0...window)) == 128 + SIGKILL {
+                interrupted += 1
+            }
+            if run % 2 == 0 {
+                // The broker retries the create: it completes, or says the gear exists.
+                let again = try node.devel(["app-create", "--with-container-uuid", uuid])
+                #expect(again.status == 0 || again.stderr.contains("already exists"), "run \(run): \(again.stderr)")
+                let status = try node.devel(["status", "--with-container-uuid", uuid])
+                #expect(status.status == 0, "run \(run): the re-created gear works: \(status.stderr)")
+                completed += 1
+            }
+            let destroy = try node.devel(["app-destroy", "--with-container-uuid", uuid])
+            #expect(destroy.status == 0, "run \(run): \(destroy.stderr)")
+            #expect(node.traces(of: uuid).isEmpty, "run \(run): destroy left \(node.traces(of: uuid))")
+        }
+        #expect(completed == Self.runs / 2)
+        #expect(interrupted >= Self.runs / 4, "most kills land before the create ends: \(interrupted) of \(Self.runs)")
+    }
+
+    @Test("configure killed at random moments: a re-run or a deconfigure always works, and nothing of it is left", .timeLimit(.minutes(8)))
+    func configure() throws {
+        try #require(Prerequisites.rootProblem == nil, "\(Prerequisites.rootProblem ?? "")")
+        let node = try Node()
+        defer { node.destroy() }
+        let uuid = "crashcfg"
+        #expect(try node.devel(["app-create", "--with-container-uuid", uuid]).status == 0)
+        let window = try Self.duration { () throws in
+            #expect(try node.devel(["configure", "--with-container-uuid", uuid, "--cart-name", "mock"]).status == 0)
+        } * 1.2
+        #expect(try node.devel(["deconfigure", "--with-container-uuid", uuid, "--cart-name", "mock"]).status == 0)
+        var interrupted = 0
+        for run in 0..<Self.runs {
+            if try node.killed(["configure", "--with-container-uuid", uuid, "--cart-name", "mock"],
+                               after: Double.random(in: 0...window)) == 128 + SIGKILL {
+                interrupted += 1
+            }
+            if run % 2 == 0 {
+                let again = try node.devel(["configure", "--with-container-uuid", uuid, "--cart-name", "mock"])
+                #expect(again.status == 0 || again.stderr.contains("already configured"), "run \(run): \(again.stderr)")
+                let status = try node.devel(["status", "--with-container-uuid", uuid])
+                #expect(status.status == 0 && status.stdout.contains("mock"), "run \(run): \(status.stdout) \(status.stderr)")
+            }
+            let deconfigure = try node.devel(["deconfigure", "--with-container-uuid", uuid, "--cart-name", "mock"])
+            #expect(deconfigure.status == 0 || deconfigure.stderr.contains("is not configured"), "run \(run): \(deconfigure.stderr)")
+            let home = node.gearBaseDir + "/" + uuid
+            #expect(!TestFiles.exists(home + "/mock"), "run \(run): the cartridge directory is left")
+            let env = TestFiles.environment(home + "/.env")
+            #expect(env.keys.filter { $0.hasPrefix("OPENSHIFT_MOCK") || $0 == "OPENSHIFT_PRIMARY_CARTRIDGE_DIR" }.isEmpty,
+                    "run \(run): variables left: \(env.keys.sorted())")
+        }
+        #expect(interrupted >= Self.runs / 4, "most kills land before the configure ends: \(interrupted) of \(Self.runs)")
+        #expect(try node.devel(["app-destroy", "--with-container-uuid", uuid]).status == 0)
+        #expect(node.traces(of: uuid).isEmpty, "destroy left \(node.traces(of: uuid))")
+    }
+
+    @Test("deconfigure killed at random moments: a re-run finishes it, and nothing of the cartridge is left", .timeLimit(.minutes(8)))
+    func deconfigure() throws {
+        try #require(Prerequisites.rootProblem == nil, "\(Prerequisites.rootProblem ?? "")")
+        let node = try Node()
+        defer { node.destroy() }
+        let uuid = "crashdcf"
+        #expect(try node.devel(["app-create", "--with-container-uuid", uuid]).status == 0)
+        #expect(try node.devel(["configure", "--with-container-uuid", uuid, "--cart-name", "mock"]).status == 0)
+        let window = try Self.duration { () throws in
+            #expect(try node.devel(["deconfigure", "--with-container-uuid", uuid, "--cart-name", "mock"]).status == 0)
+        } * 1.2
+        var interrupted = 0
+        for run in 0..<Self.runs {
+            let configure = try node.devel(["configure", "--with-container-uuid", uuid, "--cart-name", "mock"])
+            #expect(configure.status == 0, "run \(run): \(configure.stderr)")
+            if try node.killed(["deconfigure", "--with-container-uuid", uuid, "--cart-name", "mock"],
+                               after: Double.random(in: 0...window)) == 128 + SIGKILL {
+                interrupted += 1
+            }
+            let again = try node.devel(["deconfigure", "--with-container-uuid", uuid, "--cart-name", "mock"])
+            #expect(again.status == 0 || again.stderr.contains("is not configured"), "run \(run): \(again.stderr)")
+            let home = node.gearBaseDir + "/" + uuid
+            #expect(!TestFiles.exists(home + "/mock"), "run \(run): the cartridge directory is left")
+            #expect(TestFiles.environment(home + "/.env").keys.filter { $0.hasPrefix("OPENSHIFT_MOCK") }.isEmpty, "run \(run)")
+        }
+        #expect(interrupted >= Self.runs / 4, "most kills land before the deconfigure ends: \(interrupted) of \(Self.runs)")
+        #expect(try node.devel(["app-destroy", "--with-container-uuid", uuid]).status == 0)
+        #expect(node.traces(of: uuid).isEmpty, "destroy left \(node.traces(of: uuid))")
+    }
+
+    @Test("cartridge install killed at random moments: the repository stays consistent and a re-run installs it", .timeLimit(.minutes(5)))
+    func install() throws {
+        try #require(Prerequisites.rootProblem == nil, "\(Prerequisites.rootProblem ?? "")")
+        let node = try Node()
+        defer { node.destroy() }
+        var builder = CartridgeBuilder(name: "crashcart", versions: ["1.0", "2.0"])
+        for index in 0..<200 { builder.files["usr/file\(index)"] = String(repeating: "x", count: 4096) }
+        let source = try builder.write(into: node.scratch.root + "/src")
+        func admin(_ arguments: [String]) throws -> ProcessRunner.Result {
+            try ProcessRunner.node("oo-admin-cartridge", arguments + ["--config", node.config])
+        }
+        let erase = ["--action", "erase", "--name", "crashcart", "--version", "2.0", "--cartridge_version", "0.0.1"]
+        let window = try Self.duration { () throws in #expect(try admin(["--action", "install", "--source", source]).status == 0) } * 1.2
+        #expect(try admin(erase).status == 0)
+        for run in 0..<Self.runs {
+            let pid = try ProcessRunner.spawn([ProcessRunner.executable("oo-admin-cartridge"), "--action", "install", "--source", source,
+                                               "--config", node.config],
+                                              stdout: node.scratch.root + "/install.out", stderr: node.scratch.root + "/install.err")
+            usleep(UInt32(Double.random(in: 0...window) * 1_000_000))
+            kill(pid, SIGKILL)
+            _ = ProcessRunner.wait(pid)
+            let list = try admin(["--action", "list"])
+            #expect(list.status == 0, "run \(run): the listing works after the kill: \(list.stderr)")
+            let listed = list.stdout.split(separator: "\n").filter { $0.contains("crashcart") }
+            #expect(listed.isEmpty || listed.count == 2, "run \(run): both versions or none, never half: \(listed)")
+            let again = try admin(["--action", "install", "--source", source])
+            #expect(again.status == 0, "run \(run): \(again.stderr)")
+            #expect(try admin(["--action", "list"]).stdout.split(separator: "\n").filter { $0.contains("crashcart") }.count == 2)
+            let installed = node.scratch.root + "/repository/redhat-crashcart/0.0.1"
+            #expect(TestFiles.list(installed + "/usr").count == 200, "run \(run): the installed copy is whole")
+            #expect(TestFiles.list(node.scratch.root + "/repository/redhat-crashcart", includeHidden: true)
+                        .filter { $0.contains("staging") || $0.contains("erasing") }.isEmpty, "run \(run): leftovers")
+            #expect(try admin(erase).status == 0, "run \(run)")
+        }
+    }
+}
+
+/// The repository's shipped cartridges.
+let shippedCartridgesPath = String(#filePath.split(separator: "/Tests/", omittingEmptySubsequences: false)[0]) + "/cartridges"
