@@ -160,11 +160,7 @@ public struct GearCgroup: Sendable, Equatable {
     }
 
     private func makeDirectories(_ directory: String) throws(ContainmentError) {
-        var current = ""
-        for part in directory.split(separator: "/") {
-            current += "/" + part
-            if mkdir(current, 0o755) != 0 && errno != EEXIST { throw .system(step: "mkdir", target: current, errno: errno) }
-        }
+        do { try FileSystem.makeDirectories(directory) } catch { throw ContainmentError(error) }
     }
 
     private func write(_ file: String, _ value: String) throws(ContainmentError) {
