@@ -70,7 +70,7 @@ public final class GearManager: Sendable, CartridgeUsage {
                 if plugin.name == "selinux" && UnixAccounts.user(named: request.uuid) != nil {
                     throw .invalidArgument(field: "container uuid", value: request.uuid, reason: "a user of that name already exists")
                 }
-                let used = Set(records.all().map(\.uid))
+                let used = records.usedUIDs()
                 let uid: UInt32
                 if let given = request.uid {
                     uid = try checkRequestedUID(given, used: used)

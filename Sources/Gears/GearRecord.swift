@@ -71,13 +71,27 @@ public struct RecordedCartridgeUsage: CartridgeUsage {
     }
 }
 
-/// The records of a node's gears.
+/// The records of a node's gears: `<uuid>.json`, and beside each an empty `<uuid>.uid-<uid>`
+/// made before the record and removed after it, so the uids in use are one directory listing
+/// away (uid allocation opens no record).
 struct GearRecords: Sendable {
     let directory: String
 
     init(gearBaseDir: String) { directory = gearBaseDir + "/.gears" }
 
     func path(_ uuid: String) -> String { directory + "/" + uuid + ".json" }
+
+    func uidMarker(_ uuid: String, _ uid: UInt32) -> String { directory + "/" + uuid + ".uid-" + String(uid) }
+
+    /// Every uid a record names or named (a record being written or removed included).
+    func usedUIDs() -> Set<UInt32> {
+        var used = Set<UInt32>()
+        for name in FileSystem.entries(directory) ?? [] where !name.hasPrefix(".") {
+            guard let marker = name.range(of: ".uid-"), let uid = UInt32(name[marker.upperBound...]) else { continue }
+            used.insert(uid)
+        }
+        return used
+    }
 
     func prepare() throws(GearsError) {
         do {
@@ -104,6 +118,10 @@ struct GearRecords: Sendable {
     }
 
     func write(_ record: GearRecord) throws(GearsError) {
+        let marker = uidMarker(record.uuid, record.uid)
+        let fd = open(marker, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw .io(step: "create", path: marker, errno: errno) }
+        close(fd)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         guard let data = try? encoder.encode(record) else { throw .io(step: "encode gear record", path: path(record.uuid), errno: EINVAL) }
@@ -114,10 +132,11 @@ struct GearRecords: Sendable {
         }
     }
 
-    /// Removes the record (and what killed writes of it left).
+    /// Removes the record, then its uid marker (and what killed writes of it left).
     func remove(_ uuid: String) throws(GearsError) {
         guard unlink(path(uuid)) == 0 || errno == ENOENT else { throw .io(step: "unlink", path: path(uuid), errno: errno) }
         FileSystem.removeTemporaries(of: path(uuid))
+        for name in FileSystem.entries(directory) ?? [] where name.hasPrefix(uuid + ".uid-") { unlink(directory + "/" + name) }
     }
 
     /// Every record, sorted by uuid (unreadable ones skipped).

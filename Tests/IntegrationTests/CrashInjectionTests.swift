@@ -65,7 +65,8 @@ struct CrashInjectionTests {
                 found.append(path)
             }
             for directory in [".gears", ".frontend"] {
-                found += TestFiles.list(gearBaseDir + "/" + directory, includeHidden: true).filter { $0.hasPrefix(".\(uuid).json.tmp-") }
+                found += TestFiles.list(gearBaseDir + "/" + directory, includeHidden: true)
+                    .filter { $0.hasPrefix(".\(uuid).json.tmp-") || $0.hasPrefix("\(uuid).uid-") }
             }
             if let hierarchy = CgroupHierarchy.detect(),
                let cgroup = try? GearCgroup(hierarchy: hierarchy, parent: "openshift-node-crash", name: uuid), cgroup.exists {

@@ -210,13 +210,15 @@ public final class GearHome: @unchecked Sendable {
     }
 
     /// Replaces a file atomically (a temporary file beside it, renamed over it), created with
-    /// `owner` and `mode` before it becomes visible.
+    /// `owner` and `mode` before it becomes visible. Not fsynced: what must survive a power loss
+    /// (the node's gear records) is written by the node outside the home, durably; a gear's files
+    /// survive the death of the writing process whole or not at all, like the original's.
     public func write(_ relative: String, _ bytes: [UInt8], mode: mode_t, owner: Owner) throws(ContainmentError) {
         let ids = ids(owner)
         let shown = display(relative)
         try withParent(relative) { (parentfd, name) throws(ContainmentError) in
             do throws(SystemError) {
-                try FileSystem.writeAtomically(in: parentfd, name: name, bytes, mode: mode, displayPath: shown) { file throws(SystemError) in
+                try FileSystem.writeAtomically(in: parentfd, name: name, bytes, mode: mode, displayPath: shown, durable: false) { file throws(SystemError) in
                     if let (uid, gid) = ids {
                         guard fchown(file, uid, gid) == 0 else { throw SystemError(step: "fchown", path: shown, errno: errno) }
                     }

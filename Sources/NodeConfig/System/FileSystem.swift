@@ -85,14 +85,16 @@ public enum FileSystem {
     /// Replaces `path` crash-safely: a temporary file beside it (exclusive, never a followed
     /// link), written, given `mode`, fsynced, then renamed over `path`. A reader sees the old
     /// file or the new one, never a part; a crash leaves at most a `.<name>.tmp-*` file.
-    public static func writeAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644) throws(SystemError) {
+    /// Without `durable` the fsync is skipped: still whole or absent after the process dies,
+    /// not necessarily after the machine does.
+    public static func writeAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644, durable: Bool = true) throws(SystemError) {
         let slash = path.lastIndex(of: "/")
         let directory = slash.map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? "."
         let name = slash.map { String(path[path.index(after: $0)...]) } ?? path
         let dirfd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard dirfd >= 0 else { throw SystemError(step: "open directory", path: directory, errno: errno) }
         defer { close(dirfd) }
-        try writeAtomically(in: dirfd, name: name, bytes, mode: mode, displayPath: path)
+        try writeAtomically(in: dirfd, name: name, bytes, mode: mode, displayPath: path, durable: durable)
     }
 
     public static func writeAtomically(_ path: String, _ text: String, mode: mode_t = 0o644) throws(SystemError) {
@@ -102,7 +104,7 @@ public enum FileSystem {
     /// The same, relative to an open directory; `prepare` may change the new file (its owner)
     /// through its descriptor before it is renamed into place.
     public static func writeAtomically(in dirfd: Int32, name: String, _ bytes: [UInt8], mode: mode_t, displayPath: String,
-                                       prepare: ((Int32) throws(SystemError) -> Void)? = nil) throws(SystemError) {
+                                       durable: Bool = true, prepare: ((Int32) throws(SystemError) -> Void)? = nil) throws(SystemError) {
         let temp = ".\(name).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let fd = openat(dirfd, temp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
         guard fd >= 0 else { throw SystemError(step: "create", path: displayPath + " (temporary)", errno: errno) }
@@ -113,7 +115,7 @@ public enum FileSystem {
             try writeAll(fd, bytes, path: displayPath)
             guard fchmod(fd, mode) == 0 else { throw SystemError(step: "fchmod", path: displayPath, errno: errno) }
             try prepare?(fd)
-            guard fsync(fd) == 0 else { throw SystemError(step: "fsync", path: displayPath, errno: errno) }
+            if durable { guard fsync(fd) == 0 else { throw SystemError(step: "fsync", path: displayPath, errno: errno) } }
         }
         guard renameat(dirfd, temp, dirfd, name) == 0 else { throw SystemError(step: "rename into place", path: displayPath, errno: errno) }
         renamed = true
