@@ -73,3 +73,8 @@ int cl_spawn_add_chdir(void *actions, const char *path) {
 int cl_spawn_setsid_flag(void) {
     return POSIX_SPAWN_SETSID;
 }
+
+#include <sys/socket.h>
+int cl_accept_cloexec_nonblock(int fd) {
+    return accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+}

@@ -33,3 +33,6 @@ int cl_pipe_cloexec(int fds[2]);
 int cl_spawn_add_chdir(void *actions, const char *path);
 /// POSIX_SPAWN_SETSID (a GNU extension).
 int cl_spawn_setsid_flag(void);
+/// accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK): the accepted socket is close-on-exec
+/// from its first instant (accept4 is a GNU extension Glibc's Swift module does not export).
+int cl_accept_cloexec_nonblock(int fd);
