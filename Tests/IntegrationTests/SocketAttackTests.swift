@@ -193,6 +193,86 @@ struct SocketAttackTests {
             #expect(daemon.stop() == 0)
         }
     }
+
+    @Test("idle and slow connections to the wake port neither delay another client's answer nor stay open",
+          .timeLimit(.minutes(2)))
+    func wakePortResistsIdleClients() async throws {
+        let node = ScratchNode("sock-wake")
+        defer { node.destroy() }
+        let port = HTTPProbe.freePort()
+        let (daemon, _) = try Self.start(node, wakePort: port)
+        #expect(await eventually(within: 20) { HTTPProbe.get(port: port, headers: ["Host: nobody.example.com"])?.status == 404 },
+                "\(daemon.logText)")
+        // 300 connections that send nothing, and 32 that send half a head.
+        var idle: [RawSocket] = []
+        for _ in 0..<300 { idle.append(try #require(RawSocket(tcpPort: port))) }
+        var slow: [RawSocket] = []
+        for _ in 0..<32 {
+            let socket = try #require(RawSocket(tcpPort: port))
+            #expect(socket.sendAll(Array("GET / HTTP/1.1\r\nHost: slow.example.com\r\n".utf8)))
+            slow.append(socket)
+        }
+        let started = ContinuousClock.now
+        let answer = HTTPProbe.get(port: port, headers: ["Host: unknown.example.com"])
+        let elapsed = ContinuousClock.now - started
+        #expect(answer?.status == 404, "\(String(describing: answer))")
+        #expect(elapsed < .seconds(2), "answered after \(elapsed) with \(idle.count + slow.count) idle connections open")
+        print("wake: 404 for an unknown host in \(elapsed) with \(idle.count + slow.count) idle connections open")
+
+        // The slow ones are closed within the head deadline (5 s) plus a little.
+        let closedBy = ContinuousClock.now + .seconds(8)
+        for socket in slow {
+            var reader = LineReader(socket: socket)
+            let remaining = max(0.1, seconds(closedBy - ContinuousClock.now))
+            #expect(reader.next(timeoutSeconds: remaining) == nil && reader.closed, "a half-sent head is cut off")
+        }
+        #expect(daemon.stop() == 0)
+    }
+
+    enum StartState: String, CaseIterable, Sendable {
+        case wakePortBusy = "the wake port is taken"
+        case brokerUnreachable = "the MCollective broker does not answer"
+        case socketPathUnusable = "the local socket's path is a file"
+        case socketPathTooLong = "the local socket's path is too long"
+    }
+
+    @Test("SIGTERM stops the daemon cleanly whatever failed at start", .timeLimit(.minutes(2)), arguments: StartState.allCases)
+    func sigtermInEveryStartState(_ state: StartState) async throws {
+        let node = ScratchNode("sock-term")
+        defer { node.destroy() }
+        let root = node.root + "/sb"
+        var config = "AGENT_TRANSPORTS=local\nFRONTEND_WAKE_PORT=0\nOPENSHIFT_FRONTEND_HTTP_PLUGINS=\n"
+        var expected = ""
+        var holder: RawSocket?
+        switch state {
+        case .wakePortBusy:
+            let port = HTTPProbe.freePort()
+            holder = RawSocket(listeningOn: port)
+            #expect(holder != nil)
+            config = "AGENT_TRANSPORTS=local\nFRONTEND_WAKE_PORT=\(port)\n"
+            expected = "idle gears will not be woken"
+        case .brokerUnreachable:
+            let port = HTTPProbe.freePort()
+            config = "AGENT_TRANSPORTS=mcollective,local\nMCOLLECTIVE_CONFIG=/server.cfg\nFRONTEND_WAKE_PORT=0\nOPENSHIFT_FRONTEND_HTTP_PLUGINS=\n"
+            try TestFiles.write(root + "/server.cfg", MCollectiveConfig.text(identity: "term.test", port: Int(port), psk: "psk"))
+            expected = "STOMP connection failed"
+        case .socketPathUnusable:
+            try TestFiles.write(root + "/file", "")
+            config += "AGENT_SOCKET=/file/agent.sock\n"
+            expected = "the local agent is off"
+        case .socketPathTooLong:
+            config += "AGENT_SOCKET=/" + String(repeating: "d", count: 120) + "/agent.sock\n"
+            expected = "the local agent is off"
+        }
+        try TestFiles.write(node.root + "/node.conf", config)
+        let daemon = try Daemon(root: root, basePath: node.basePath, extraArguments: ["--no-watch"], config: node.root + "/node.conf")
+        #expect(await eventually(within: 20) { daemon.logText.contains(expected) }, "\(daemon.logText)")
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(daemon.isRunning, "\(daemon.logText)")
+        let status = await daemon.stop(within: 5)
+        #expect(status == 0, "\(state.rawValue): exit status \(String(describing: status)) after SIGTERM: \(daemon.logText.suffix(1500))")
+        _ = holder
+    }
 }
 
 final class Counter: Sendable {
