@@ -273,6 +273,40 @@ struct SocketAttackTests {
         #expect(status == 0, "\(state.rawValue): exit status \(String(describing: status)) after SIGTERM: \(daemon.logText.suffix(1500))")
         _ = holder
     }
+
+    @Test("every descriptor the daemon holds is close-on-exec, its sockets' connections included", .timeLimit(.minutes(1)))
+    func everyDescriptorIsCloseOnExec() async throws {
+        let node = ScratchNode("sock-cloexec")
+        defer { node.destroy() }
+        let port = HTTPProbe.freePort()
+        let (daemon, path) = try Self.start(node, wakePort: port, watch: true)
+        #expect(await eventually(within: 20) { daemon.logText.contains("local agent listening") }, "\(daemon.logText)")
+        #expect(await eventually(within: 20) { HTTPProbe.get(port: port, headers: ["Host: nobody.example.com"])?.status == 404 })
+        // Connections held open on both sockets while the descriptors are listed.
+        let agent = try #require(RawSocket(unixPath: path))
+        let wake = try #require(RawSocket(tcpPort: port))
+        #expect(agent.sendAll(Array(Self.request(1).utf8)))
+        var reader = LineReader(socket: agent)
+        #expect(reader.next(timeoutSeconds: 10) != nil)
+        try await Task.sleep(for: .milliseconds(200))
+
+        var inheritable: [String] = []
+        var count = 0
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(daemon.pid)/fd")) ?? [] {
+            guard let fd = Int(name), fd > 2 else { continue }
+            count += 1
+            let info = TestFiles.read("/proc/\(daemon.pid)/fdinfo/\(fd)") ?? ""
+            let flags = info.split(separator: "\n").first { $0.hasPrefix("flags:") }.flatMap { Int($0.dropFirst(6).trimmingCharacters(in: .whitespaces), radix: 8) }
+            if let flags, flags & 0o2000000 == 0 {
+                let target = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(daemon.pid)/fd/\(fd)")) ?? "?"
+                inheritable.append("\(fd) -> \(target)")
+            }
+        }
+        #expect(count >= 4, "the listeners, their connections and the event loops are there")
+        #expect(inheritable.isEmpty, "descriptors without O_CLOEXEC: \(inheritable)")
+        _ = wake
+        #expect(daemon.stop() == 0)
+    }
 }
 
 final class Counter: Sendable {
