@@ -274,14 +274,22 @@ struct SocketAttackTests {
         _ = holder
     }
 
-    @Test("every descriptor the daemon holds is close-on-exec, its sockets' connections included", .timeLimit(.minutes(1)))
+    @Test("every descriptor the daemon holds is close-on-exec: listeners, their connections, the broker's, the event loops'",
+          .timeLimit(.minutes(1)))
     func everyDescriptorIsCloseOnExec() async throws {
         let node = ScratchNode("sock-cloexec")
         defer { node.destroy() }
         let port = HTTPProbe.freePort()
-        let (daemon, path) = try Self.start(node, wakePort: port, watch: true)
+        // A "broker" that takes the connection and never answers: the daemon's STOMP socket stays open.
+        let brokerPort = HTTPProbe.freePort()
+        let broker = try #require(RawSocket(listeningOn: brokerPort))
+        try TestFiles.write(node.root + "/sb/server.cfg", MCollectiveConfig.text(identity: "fds.test", port: Int(brokerPort), psk: "psk"))
+        let (daemon, path) = try Self.start(node, wakePort: port, watch: true,
+                                            extra: "AGENT_TRANSPORTS=mcollective,local\nMCOLLECTIVE_CONFIG=/server.cfg\n")
         #expect(await eventually(within: 20) { daemon.logText.contains("local agent listening") }, "\(daemon.logText)")
         #expect(await eventually(within: 20) { HTTPProbe.get(port: port, headers: ["Host: nobody.example.com"])?.status == 404 })
+        let stomp = broker.accept(timeoutSeconds: 10)
+        #expect(stomp != nil, "the daemon connects to the broker: \(daemon.logText)")
         // Connections held open on both sockets while the descriptors are listed.
         let agent = try #require(RawSocket(unixPath: path))
         let wake = try #require(RawSocket(tcpPort: port))
@@ -304,7 +312,7 @@ struct SocketAttackTests {
         }
         #expect(count >= 4, "the listeners, their connections and the event loops are there")
         #expect(inheritable.isEmpty, "descriptors without O_CLOEXEC: \(inheritable)")
-        _ = wake
+        _ = (wake, stomp)
         #expect(daemon.stop() == 0)
     }
 }
@@ -362,6 +370,16 @@ final class RawSocket: @unchecked Sendable {
             close(fd)
             return nil
         }
+    }
+
+    private init(accepted: Int32) { fd = accepted }
+
+    /// The next connection to this listener; nil if none comes within `timeoutSeconds`.
+    func accept(timeoutSeconds: Double) -> RawSocket? {
+        var ready = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        guard poll(&ready, 1, Int32(timeoutSeconds * 1000)) == 1 else { return nil }
+        let client = Glibc.accept(fd, nil, nil)
+        return client >= 0 ? RawSocket(accepted: client) : nil
     }
 
     private static func loopback(_ port: UInt16) -> sockaddr_in {
