@@ -20,10 +20,11 @@ import Glibc
 ///
 /// Any local user (every gear) can connect to the port, so no client can hold what others need:
 /// request heads are read on SwiftNIO's event loops (an idle or slow client holds no thread), each
-/// within `headTimeout` of connecting and at most `maxHeadBytes`; when `maxWaitingHeads`
-/// connections are still sending their head, a new one evicts the oldest of them; at most
-/// `maxConnections` are open (one more is answered 503). Only starting a gear runs on a worker
-/// thread (`wakeThreads` of them); waiting for its listener holds none, and concurrent requests
+/// within `headTimeout` of connecting and at most `maxHeadBytes` (read 64 KiB at a time, so a
+/// connection holds at most twice that); when `maxWaitingHeads` connections are still sending
+/// their head, a new one evicts the oldest of them; at most `maxConnections` are open (one more is
+/// answered 503). Only looking the host up (file reads) and starting a gear run on worker threads
+/// (`wakeThreads` of them); waiting for the gear's listener holds none, and concurrent requests
 /// for one gear share one start. Every descriptor is close-on-exec.
 ///
 /// A port that cannot be bound is logged, not fatal: the daemon's other work goes on and
@@ -69,6 +70,7 @@ public struct WakeService: Service {
         ) { socket in
             ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .channelOption(.autoRead, value: false)
+                .channelOption(.maxMessagesPerRead, value: 1)
                 .channelOption(.allowRemoteHalfClosure, value: true)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {

@@ -203,9 +203,10 @@ struct SocketAttackTests {
         let (daemon, _) = try Self.start(node, wakePort: port)
         #expect(await eventually(within: 20) { HTTPProbe.get(port: port, headers: ["Host: nobody.example.com"])?.status == 404 },
                 "\(daemon.logText)")
-        // 300 connections that send nothing, and 32 that send half a head.
+        // 600 connections that send nothing (more than the 512 the service keeps open), and 32
+        // that send half a head.
         var idle: [RawSocket] = []
-        for _ in 0..<300 { idle.append(try #require(RawSocket(tcpPort: port))) }
+        for _ in 0..<600 { idle.append(try #require(RawSocket(tcpPort: port))) }
         var slow: [RawSocket] = []
         for _ in 0..<32 {
             let socket = try #require(RawSocket(tcpPort: port))
@@ -218,6 +219,13 @@ struct SocketAttackTests {
         #expect(answer?.status == 404, "\(String(describing: answer))")
         #expect(elapsed < .seconds(2), "answered after \(elapsed) with \(idle.count + slow.count) idle connections open")
         print("wake: 404 for an unknown host in \(elapsed) with \(idle.count + slow.count) idle connections open")
+        // The oldest silent ones made room: only 256 unfinished heads are kept.
+        var evicted = 0
+        for socket in idle {
+            var reader = LineReader(socket: socket)
+            if reader.next(timeoutSeconds: 0.01) == nil, reader.closed { evicted += 1 }
+        }
+        #expect(evicted >= idle.count + slow.count - 256, "\(evicted) of the silent connections were closed")
 
         // The slow ones are closed within the head deadline (5 s) plus a little.
         let closedBy = ContinuousClock.now + .seconds(8)
