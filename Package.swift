@@ -52,7 +52,7 @@ let package = Package(
         .target(
             name: "NodeDaemon",
             dependencies: [
-                "Cartridges", "Gears", "Frontend", "Agent",
+                "Cartridges", "Gears", "Frontend", "Agent", "CLinux",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -13,7 +13,7 @@ public enum AgentClient {
     /// Sends one request over the Unix socket at `path`; nil when nothing listens there.
     public static func viaSocket(_ path: String, agent: String = "openshift", action: String, data: AgentValue,
                                  timeoutSeconds: Int = 400) -> AgentReply? {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         var address = sockaddr_un()

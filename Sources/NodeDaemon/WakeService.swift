@@ -1,8 +1,10 @@
-import Dispatch
 import Frontend
 import Gears
 import Logging
+import NIOCore
+import NIOPosix
 import ServiceLifecycle
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -15,14 +17,31 @@ import Glibc
 /// forge to pick another gear), starts it, waits until its root route accepts connections, and
 /// answers `307 Temporary Redirect` to the same URL: the client repeats the request, method and
 /// body included, and Apache now routes it to the running gear. No fixed sleep; nothing is lost.
-public final class WakeService: Service, @unchecked Sendable {
+///
+/// Any local user (every gear) can connect to the port, so no client can hold what others need:
+/// request heads are read on SwiftNIO's event loops (an idle or slow client holds no thread), each
+/// within `headTimeout` of connecting and at most `maxHeadBytes` (read 64 KiB at a time, so a
+/// connection holds at most twice that); when `maxWaitingHeads` connections are still sending
+/// their head, a new one evicts the oldest of them; at most `maxConnections` are open (one more is
+/// answered 503). Only looking the host up (file reads) and starting a gear run on worker threads
+/// (`wakeThreads` of them); waiting for the gear's listener holds none, and concurrent requests
+/// for one gear share one start. Every descriptor is close-on-exec.
+///
+/// A port that cannot be bound is logged, not fatal: the daemon's other work goes on and
+/// idle gears answer 503 meanwhile.
+public struct WakeService: Service {
+    public static let headTimeout = TimeAmount.seconds(5)
+    public static let maxHeadBytes = 64 << 10
+    public static let maxWaitingHeads = 256
+    public static let maxConnections = 512
+    public static let wakeThreads = 16
+    /// How long a started gear has to accept connections on its root route.
+    public static let listenerTimeout = Duration.seconds(20)
+
     private let port: UInt16
     private let gears: GearManager
     private let frontend: FrontendManager
     private let logger: Logger
-    private var listener: Int32 = -1
-    private let workers = DispatchQueue(label: "openshift.node.wake", attributes: .concurrent)
-    private let slots = DispatchSemaphore(value: 16)
 
     public init(port: UInt16, gears: GearManager, frontend: FrontendManager, logger: Logger) {
         self.port = port
@@ -31,120 +50,133 @@ public final class WakeService: Service, @unchecked Sendable {
         self.logger = logger
     }
 
-    /// A port that cannot be bound is logged, not fatal: the daemon's other work goes on and
-    /// idle gears answer 503 meanwhile.
     public func run() async throws {
+        let fd: Int32
         do {
-            try await serve()
+            fd = try ListeningSocket.loopback(port: port)
         } catch {
             logger.error("idle gears will not be woken: \(error)")
-            await withGracefulShutdownHandler {
-                await AsyncStream<Void> { _ in }.first { _ in true }
-            } onGracefulShutdown: {}
-        }
-    }
-
-    final class SourceBox: @unchecked Sendable {
-        let source: any DispatchSourceRead
-        init(_ source: any DispatchSourceRead) { self.source = source }
-    }
-
-    private func serve() async throws {
-        listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard listener >= 0 else { throw WatchError(step: "socket", errno: errno) }
-        var yes: Int32 = 1
-        setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = port.bigEndian
-        address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard bound == 0, listen(listener, 64) == 0 else {
-            let code = errno
-            close(listener)
-            throw WatchError(step: "bind/listen 127.0.0.1:\(port)", errno: code)
-        }
-        logger.info("waking idle gears", metadata: ["listen": "127.0.0.1:\(port)"])
-        let fd = listener
-        let source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: workers)
-        // (resumed below, once the cancel handler is in place)
-        source.setEventHandler { [weak self] in
-            let client = accept(fd, nil, nil)
-            guard client >= 0, let self else { return }
-            self.slots.wait()
-            self.workers.async {
-                defer { self.slots.signal() }
-                self.handle(client)
-            }
-        }
-        let box = SourceBox(source)
-        await withGracefulShutdownHandler {
-            await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
-                box.source.setCancelHandler {
-                    close(fd)
-                    done.resume()
-                }
-                box.source.resume()
-            }
-        } onGracefulShutdown: {
-            box.source.cancel()
-        }
-    }
-
-    private func handle(_ client: Int32) {
-        defer { close(client) }
-        var timeout = timeval(tv_sec: 30, tv_usec: 0)
-        setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        guard let head = readHead(client) else { return }
-        let lines = head.split(separator: "\r\n")
-        let target = lines.first?.split(separator: " ").dropFirst().first.map(String.init) ?? "/"
-        let hostLine = lines.first { $0.lowercased().hasPrefix("host:") }
-        let host = hostLine.map { $0.dropFirst(5).trimmingCharacters(in: " \t").lowercased() }
-            .map { String($0.split(separator: ":").first ?? "") } ?? ""
-        guard let gear = (try? frontend.allFrontends())?.first(where: { $0.fqdn == host || $0.aliases.contains(host) }) else {
-            reply(client, status: "404 Not Found", body: "No application is configured for this host name.\n")
+            try? await gracefulShutdown()
             return
         }
-        do {
-            if gear.idle {
-                logger.info("waking idle gear", metadata: ["gear.uuid": "\(gear.uuid)", "host": "\(host)"])
-                _ = try gears.unidle(gear.uuid)
-            }
-            if let root = gear.connections.first(where: { $0.path.isEmpty && $0.isProxy }) { waitForListener(root.target) }
-            let location = target.hasPrefix("/") ? target : "/"
-            reply(client, status: "307 Temporary Redirect", headers: ["Location: \(location)", "Retry-After: 0"], body: "")
-        } catch {
-            logger.warning("cannot wake gear", metadata: ["gear.uuid": "\(gear.uuid)", "error": "\(error)"])
-            reply(client, status: "503 Service Unavailable", body: "This application could not be started.\n")
+        let workers = NIOThreadPool(numberOfThreads: Self.wakeThreads)
+        workers.start()
+        let waker = Waker(gears: gears, frontend: frontend, workers: workers, logger: logger)
+        let waiting = WaitingHeads(limit: Self.maxWaitingHeads)
+        let listener = SocketListener(
+            fd: fd, name: "wake", maxConnections: Self.maxConnections,
+            rejection: WakeResponse(status: "503 Service Unavailable", body: "Too many requests are waiting; try again.\n").text,
+            logger: logger
+        ) { socket in
+            ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .channelOption(.autoRead, value: false)
+                .channelOption(.maxMessagesPerRead, value: 1)
+                .channelOption(.allowRemoteHalfClosure, value: true)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(WakeConnection(waiting: waiting) { head in
+                            await waker.respond(to: head)
+                        })
+                    }
+                }
+                .withConnectedSocket(socket)
         }
+        logger.info("waking idle gears", metadata: ["listen": "127.0.0.1:\(port)"])
+        await listener.run()
+        try? await workers.shutdownGracefully()
+    }
+}
+
+/// The request head's parts the service uses.
+struct WakeRequest: Sendable, Equatable {
+    var target: String
+    /// The Host header, lowercased, without a port; empty when there is none.
+    var host: String
+
+    init(head: String) {
+        let lines = head.split(separator: "\r\n", omittingEmptySubsequences: false)
+        target = lines.first?.split(separator: " ").dropFirst().first.map(String.init) ?? "/"
+        let hostLine = lines.dropFirst().first { $0.lowercased().hasPrefix("host:") }
+        host = hostLine.map { String($0.dropFirst(5)).trimmingCharacters(in: " \t").lowercased() }
+            .map { String($0.split(separator: ":").first ?? "") } ?? ""
+    }
+}
+
+struct WakeResponse: Sendable {
+    var status: String
+    var headers: [String] = []
+    var body: String
+
+    var text: String {
+        "HTTP/1.1 \(status)\r\n" + (headers + ["Content-Length: \(body.utf8.count)", "Connection: close", "Content-Type: text/plain"])
+            .map { $0 + "\r\n" }.joined() + "\r\n" + body
+    }
+}
+
+/// Finds the gear for a request, starts it (once, however many requests for it arrive
+/// meanwhile) and waits for its listener.
+final class Waker: Sendable {
+    private let gears: GearManager
+    private let frontend: FrontendManager
+    private let workers: NIOThreadPool
+    private let logger: Logger
+    /// Starts in progress, by gear uuid.
+    private let starts = Mutex<[String: Task<Bool, Never>]>([:])
+
+    init(gears: GearManager, frontend: FrontendManager, workers: NIOThreadPool, logger: Logger) {
+        self.gears = gears
+        self.frontend = frontend
+        self.workers = workers
+        self.logger = logger
     }
 
-    /// Reads the request head (up to 64 KiB); the body, if any, is left: the client resends it.
-    private func readHead(_ fd: Int32) -> String? {
-        var bytes: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while bytes.count < 65536 {
-            let n = read(fd, &buffer, buffer.count)
-            if n <= 0 { return nil }
-            bytes += buffer[0..<n]
-            if let text = String(bytes: bytes, encoding: .utf8), let end = text.range(of: "\r\n\r\n") {
-                return String(text[..<end.lowerBound])
-            }
+    func respond(to head: String) async -> WakeResponse {
+        let request = WakeRequest(head: head)
+        let host = request.host
+        let frontend = self.frontend
+        let found = try? await workers.runIfActive {
+            try? frontend.allFrontends().first(where: { $0.fqdn == host || $0.aliases.contains(host) })
         }
-        return nil
+        guard let gear = found else {
+            return WakeResponse(status: "404 Not Found", body: "No application is configured for this host name.\n")
+        }
+        guard await start(gear, host: host) else {
+            return WakeResponse(status: "503 Service Unavailable", body: "This application could not be started.\n")
+        }
+        let location = request.target.hasPrefix("/") ? request.target : "/"
+        return WakeResponse(status: "307 Temporary Redirect", headers: ["Location: \(location)", "Retry-After: 0"], body: "")
     }
 
-    private func reply(_ fd: Int32, status: String, headers: [String] = [], body: String) {
-        let text = "HTTP/1.1 \(status)\r\n" + (headers + ["Content-Length: \(body.utf8.count)", "Connection: close",
-                                                          "Content-Type: text/plain"]).map { $0 + "\r\n" }.joined() + "\r\n" + body
-        _ = text.withCString { write(fd, $0, strlen($0)) }
-        shutdown(fd, Int32(SHUT_WR))
+    /// Whether the gear is started and its root route listens.
+    private func start(_ gear: GearFrontend, host: String) async -> Bool {
+        let task = starts.withLock { running in
+            if let start = running[gear.uuid] { return start }
+            let task = Task { [self] in
+                defer { _ = starts.withLock { $0.removeValue(forKey: gear.uuid) } }
+                if gear.idle {
+                    logger.info("waking idle gear", metadata: ["gear.uuid": "\(gear.uuid)", "host": "\(host)"])
+                    let gears = self.gears
+                    do {
+                        _ = try await workers.runIfActive { try gears.unidle(gear.uuid) }
+                    } catch {
+                        logger.warning("cannot wake gear", metadata: ["gear.uuid": "\(gear.uuid)", "error": "\(error)"])
+                        return false
+                    }
+                }
+                if let root = gear.connections.first(where: { $0.path.isEmpty && $0.isProxy }) {
+                    await Self.waitForListener(root.target, timeout: WakeService.listenerTimeout)
+                }
+                return true
+            }
+            running[gear.uuid] = task
+            return task
+        }
+        return await task.value
     }
 
-    /// Waits (at most 20 s) until `ip:port` accepts a connection.
-    private func waitForListener(_ target: String) {
+    /// Waits (at most `timeout`) until `ip:port` accepts a connection, trying every 50 ms
+    /// without holding a thread (non-blocking connects, checked after the pause).
+    static func waitForListener(_ target: String, timeout: Duration) async {
         let hostPort = target.split(separator: "/").first.map(String.init) ?? target
         let parts = hostPort.split(separator: ":")
         guard parts.count == 2, let port = UInt16(parts[1]) else { return }
@@ -152,20 +184,176 @@ public final class WakeService: Service, @unchecked Sendable {
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = port.bigEndian
         guard inet_pton(AF_INET, String(parts[0]), &address.sin_addr) == 1 else { return }
-        for _ in 0..<400 {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+            guard fd >= 0 else { return }
+            defer { close(fd) }
             let connected = withUnsafePointer(to: &address) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
             }
-            close(fd)
             if connected == 0 { return }
-            usleep(50_000)
+            let pending = errno == EINPROGRESS
+            do { try await Task.sleep(for: .milliseconds(50)) } catch { return }
+            if pending {
+                var writable = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+                var failure: Int32 = 0
+                var length = socklen_t(MemoryLayout<Int32>.size)
+                if poll(&writable, 1, 0) == 1, getsockopt(fd, SOL_SOCKET, SO_ERROR, &failure, &length) == 0, failure == 0 { return }
+            }
         }
     }
 }
 
-extension Substring {
-    func trimmingCharacters(in set: String) -> String {
+/// The connections still sending their request head, oldest first. One more than `limit`
+/// evicts (closes) the oldest: a client that holds connections open without sending can then
+/// never keep a real request out.
+final class WaitingHeads: Sendable {
+    private let limit: Int
+    private let state = Mutex<(next: Int, channels: [ObjectIdentifier: (order: Int, channel: any Channel)])>((0, [:]))
+
+    init(limit: Int) { self.limit = limit }
+
+    func add(_ channel: any Channel) {
+        let evicted: (any Channel)? = state.withLock { state in
+            state.next += 1
+            state.channels[ObjectIdentifier(channel)] = (state.next, channel)
+            guard state.channels.count > limit, let oldest = state.channels.min(by: { $0.value.order < $1.value.order }) else {
+                return nil
+            }
+            state.channels[oldest.key] = nil
+            return oldest.value.channel
+        }
+        evicted?.close(promise: nil)
+    }
+
+    func remove(_ channel: any Channel) {
+        _ = state.withLock { $0.channels.removeValue(forKey: ObjectIdentifier(channel)) }
+    }
+}
+
+/// One connection to the wake port: reads the request head (autoRead off, on demand), then
+/// stops reading, answers, closes its output and discards what the client still sends for a
+/// moment (so that closing does not reset the connection before the client read the answer).
+final class WakeConnection: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private enum Phase { case head, answering, draining, done }
+
+    private let waiting: WaitingHeads
+    private let respond: @Sendable (String) async -> WakeResponse
+    private var phase = Phase.head
+    private var head = ByteBuffer()
+    private var deadline: Scheduled<Void>?
+    private var drained = 0
+
+    init(waiting: WaitingHeads, respond: @escaping @Sendable (String) async -> WakeResponse) {
+        self.waiting = waiting
+        self.respond = respond
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        waiting.add(context.channel)
+        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        deadline = context.eventLoop.scheduleTask(in: WakeService.headTimeout) { loopBound.value.close(promise: nil) }
+        context.read()
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        phase = .done
+        deadline?.cancel()
+        waiting.remove(context.channel)
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var bytes = unwrapInboundIn(data)
+        switch phase {
+        case .head:
+            head.writeBuffer(&bytes)
+        case .draining:
+            drained += bytes.readableBytes
+        case .answering, .done:
+            break
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        switch phase {
+        case .head:
+            if !examineHead(context: context) { context.read() }
+        case .draining:
+            if drained < WakeService.maxHeadBytes { context.read() } else { context.close(promise: nil) }
+        case .answering, .done:
+            break
+        }
+        context.fireChannelReadComplete()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event as? ChannelEvent == .inputClosed {
+            switch phase {
+            case .head:
+                if !examineHead(context: context) { context.close(promise: nil) }
+            case .draining:
+                context.close(promise: nil)
+            case .answering, .done:
+                break
+            }
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    /// Answers a complete (or too large) head; false if more is needed.
+    private func examineHead(context: ChannelHandlerContext) -> Bool {
+        let view = head.readableBytesView
+        if let end = view.firstRange(of: [13, 10, 13, 10]), end.lowerBound - view.startIndex <= WakeService.maxHeadBytes {
+            answer(String(decoding: view[view.startIndex..<end.lowerBound], as: UTF8.self), context: context)
+        } else if view.count > WakeService.maxHeadBytes {
+            finish(WakeResponse(status: "431 Request Header Fields Too Large", body: "The request head is too large.\n"), context: context)
+        } else {
+            return false
+        }
+        return true
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+
+    private func answer(_ text: String, context: ChannelHandlerContext) {
+        phase = .answering
+        deadline?.cancel()
+        waiting.remove(context.channel)
+        head = ByteBuffer()
+        let promise = context.eventLoop.makePromise(of: WakeResponse.self)
+        let respond = self.respond
+        promise.completeWithTask { await respond(text) }
+        promise.futureResult.assumeIsolated().whenSuccess { [self] response in
+            guard phase == .answering else { return }
+            finish(response, context: context)
+        }
+    }
+
+    private func finish(_ response: WakeResponse, context: ChannelHandlerContext) {
+        phase = .draining
+        waiting.remove(context.channel)
+        deadline?.cancel()
+        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        deadline = context.eventLoop.scheduleTask(in: .seconds(2)) { loopBound.value.close(promise: nil) }
+        var buffer = context.channel.allocator.buffer(capacity: response.text.utf8.count)
+        buffer.writeString(response.text)
+        context.writeAndFlush(wrapOutboundOut(buffer)).assumeIsolated().whenComplete { _ in
+            context.close(mode: .output, promise: nil)
+        }
+        context.read()
+    }
+}
+
+extension String {
+    fileprivate func trimmingCharacters(in set: String) -> String {
         String(drop(while: { set.contains($0) }).reversed().drop(while: { set.contains($0) }).reversed())
     }
 }

@@ -49,6 +49,9 @@ struct Run: AsyncParsableCommand {
             printError(failure.message)
             throw ExitCode(failure.exitCode)
         }
+        // Before any service runs, so before anything can spawn a process that would inherit them.
+        let marked = CloseOnExec.startEventLoops()
+        logger.debug("descriptors marked close-on-exec at start", metadata: ["fds": "\(marked)"])
         let repository = CartridgeRepository.shared(for: layout, logger: Logger(label: "openshift.cartridges"))
         logger.notice("starting", metadata: [
             "mode": "\(layout.isSandbox ? "sandbox" : "node")",

@@ -19,11 +19,13 @@ final class Daemon {
     let log: String
     private var exited: Int32?
 
-    init(root: String, basePath: String, extraArguments: [String] = [], config: String? = nil) throws {
+    /// With `umask`, the daemon starts with that umask (set by /bin/sh, which then execs it).
+    init(root: String, basePath: String, extraArguments: [String] = [], config: String? = nil, umask: String? = nil) throws {
         log = root + "/daemon.log"
         try TestFiles.makeDirectories(root)
         var argv = [ProcessRunner.executable("openshift-node"), "run", "--root", root, "--cartridge-base-path", basePath]
         if let config { argv += ["--config", config] }
+        if let umask { argv = ["/bin/sh", "-c", "umask \(umask) && exec \"$0\" \"$@\""] + argv }
         pid = try ProcessRunner.spawn(argv + extraArguments, stdout: root + "/daemon.out", stderr: log)
     }
 
@@ -50,6 +52,30 @@ final class Daemon {
         if let exited { return exited }
         kill(pid, SIGTERM)
         return ProcessRunner.wait(pid)
+    }
+
+    /// SIGTERM, then the exit status if the daemon exits within `seconds` (nil if it does not).
+    func stop(within seconds: Double) async -> Int32? {
+        if let exited { return exited }
+        kill(pid, SIGTERM)
+        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+        while ContinuousClock.now < deadline {
+            var status: Int32 = 0
+            if waitpid(pid, &status, WNOHANG) == pid {
+                let signal = status & 0x7f
+                exited = signal == 0 ? (status >> 8) & 0xff : 128 + signal
+                return exited
+            }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return nil
+    }
+
+    /// The daemon's resident memory in KiB (VmRSS), 0 if it cannot be read.
+    var residentKiB: Int {
+        let status = TestFiles.read("/proc/\(pid)/status") ?? ""
+        guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }) else { return 0 }
+        return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
     }
 
     deinit {

@@ -164,8 +164,9 @@ public final class STOMPClient: Sendable {
         let (frames, continuation) = AsyncThrowingStream<STOMPFrame, any Error>.makeStream()
         let maxFrameBytes = configuration.maxFrameBytes
         let timeout = TimeAmount.milliseconds(Int64(configuration.connectTimeout * 1000))
+        // Connected by us, close-on-exec (see TCPConnect), then handed to NIO.
+        let socket = try await TCPConnect.connect(host: host, port: port, timeout: .milliseconds(Int64(configuration.connectTimeout * 1000)))
         let channel = try await ClientBootstrap(group: eventLoopGroup)
-            .connectTimeout(timeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -174,7 +175,7 @@ public final class STOMPClient: Sendable {
                     try pipeline.addHandler(ConnectionHandler(frames: continuation))
                 }
             }
-            .connect(host: host, port: port).get()
+            .withConnectedSocket(socket).get()
         defer { channel.close(promise: nil) }
         var incoming = frames.makeAsyncIterator()
 
