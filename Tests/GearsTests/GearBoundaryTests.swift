@@ -18,7 +18,7 @@ struct GearBoundaryTests {
 
     @Test("a gear that plants LD_PRELOAD/LD_AUDIT in its cartridge's env gets its code loaded into its own processes only, never into root",
           .timeLimit(.minutes(2)))
-    func plantedLoaderVariables() throws {
+    func plantedLoaderVariables() async throws {
         try #require(Prerequisites.rootProblem == nil, "\(Prerequisites.rootProblem ?? "")")
         let node = try GearNode("selinux")
         defer { node.destroy() }
@@ -35,11 +35,14 @@ struct GearBoundaryTests {
             """)
         #expect(planted.status == 0, "\(planted.stderr)")
         // What a broker, an admin or an unauthenticated wake request makes root do with that gear.
-        _ = try? node.manager.control(gear.uuid, .restart)
-        _ = try? node.manager.control(gear.uuid, .status)
-        try node.manager.idle(gear.uuid)
-        _ = try? node.manager.unidle(gear.uuid)
-        _ = try? node.manager.deconfigure(gear.uuid, cartridge: "mock")
+        let manager = node.manager
+        try await onThread {
+            _ = try? manager.control(gear.uuid, .restart)
+            _ = try? manager.control(gear.uuid, .status)
+            try manager.idle(gear.uuid)
+            _ = try? manager.unidle(gear.uuid)
+            _ = try? manager.deconfigure(gear.uuid, cartridge: "mock")
+        }
         #expect(!TestFiles.exists(markers + "/loaded-by-0"), "the gear's library ran as root")
         #expect(TestFiles.exists(markers + "/loaded-by-\(gear.identity.uid)"), "the attack was live: the gear's own hooks loaded it")
     }
@@ -130,7 +133,7 @@ struct GearBoundaryTests {
     // MARK: 2. Root follows no link the gear plants
 
     @Test("racing configure and deconfigure with links swapped in for env/ never gives a root file to the gear", .timeLimit(.minutes(3)))
-    func lockingRace() throws {
+    func lockingRace() async throws {
         try #require(Prerequisites.rootProblem == nil, "\(Prerequisites.rootProblem ?? "")")
         let node = try GearNode("selinux")
         defer { node.destroy() }
@@ -148,9 +151,12 @@ struct GearBoundaryTests {
             done
             """, log: log)
         defer { Attack.stop(attacker) }
-        for _ in 0..<10 {
-            _ = try? node.manager.configure(gear.uuid, cartridge: "mock")
-            _ = try? node.manager.deconfigure(gear.uuid, cartridge: "mock")
+        let manager = node.manager
+        try await onThread {
+            for _ in 0..<10 {
+                _ = try? manager.configure(gear.uuid, cartridge: "mock")
+                _ = try? manager.deconfigure(gear.uuid, cartridge: "mock")
+            }
         }
         Attack.stop(attacker)
         #expect(mode(decoy)! == (0, 0, 0o700))
@@ -159,32 +165,35 @@ struct GearBoundaryTests {
 
     @Test("deconfigure removes the cartridge by descriptor: links planted and swapped in under it never make root delete outside",
           .timeLimit(.minutes(3)))
-    func removalRace() throws {
+    func removalRace() async throws {
         try #require(Prerequisites.rootProblem == nil, "\(Prerequisites.rootProblem ?? "")")
         let node = try GearNode("selinux")
         defer { node.destroy() }
         let decoy = node.scratch.root + "/root-only"
         try Attack.rootOnlyDecoy(decoy, count: 2000)
         let gear = try node.manager.create(GearCreateRequest(uuid: uniqueUUID()))
+        let manager = node.manager
         for round in 0..<5 {
-            _ = try node.manager.configure(gear.uuid, cartridge: "mock")
             // Links planted beforehand, and a directory of 2000 files swapped for a link while root removes it.
-            let prepared = try Attack.asGear(gear, """
-                ln -s \(decoy) mock/planted && mkdir -p mock/deep/a && ln -s \(decoy) mock/deep/a/planted && \
-                mkdir mock/big && i=0; while [ $i -lt 2000 ]; do : > mock/big/f$i; i=$((i+1)); done
-                """)
+            let prepared = try await onThread {
+                _ = try manager.configure(gear.uuid, cartridge: "mock")
+                return try Attack.asGear(gear, """
+                    ln -s \(decoy) mock/planted && mkdir -p mock/deep/a && ln -s \(decoy) mock/deep/a/planted && \
+                    mkdir mock/big && i=0; while [ $i -lt 2000 ]; do : > mock/big/f$i; i=$((i+1)); done
+                    """)
+            }
             #expect(prepared.status == 0, "\(prepared.stderr)")
             let attacker = try Attack.startAsGear(gear, """
                 while :; do mv -T mock/big mock/big.real 2>/dev/null && ln -sfn \(decoy) mock/big; rm -f mock/big; mv -T mock/big.real mock/big 2>/dev/null; done
                 """, log: node.scratch.root + "/attacker\(round).log")
-            let result = Result { try node.manager.deconfigure(gear.uuid, cartridge: "mock") }
+            let result = try await onThread { Result { try manager.deconfigure(gear.uuid, cartridge: "mock") } }
             Attack.stop(attacker)
             #expect(Attack.intactDecoyFiles(decoy, count: 2000) == 2000, "round \(round): root deleted files outside the gear")
             if case .success = result {
                 #expect(!TestFiles.exists(gear.home + "/mock"), "round \(round): a successful deconfigure leaves no cartridge")
             }
             // Whatever the race left, the next deconfigure or configure starts clean.
-            _ = try? node.manager.deconfigure(gear.uuid, cartridge: "mock")
+            _ = try? manager.deconfigure(gear.uuid, cartridge: "mock")
             TestFiles.remove(gear.home + "/mock.real")
         }
         #expect(Attack.intactDecoyFiles(decoy, count: 2000) == 2000)

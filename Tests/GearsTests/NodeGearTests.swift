@@ -164,7 +164,10 @@ struct NodeGearTests {
         let uuids = (0..<50).map { _ in uniqueUUID("p") }
         let outcomes = await withTaskGroup(of: Result<UInt32, GearsError>.self) { group in
             for uuid in uuids {
-                group.addTask { Result { () throws(GearsError) in try manager.create(GearCreateRequest(uuid: uuid)).identity.uid } }
+                group.addTask {
+                    (try? await onThread { Result { () throws(GearsError) in try manager.create(GearCreateRequest(uuid: uuid)).identity.uid } })
+                        ?? .failure(.invalidArgument(field: "thread", value: uuid, reason: "did not run"))
+                }
             }
             return await group.reduce(into: [Result<UInt32, GearsError>]()) { $0.append($1) }
         }
@@ -173,7 +176,7 @@ struct NodeGearTests {
         #expect(created.compactMap { $0 }.count == 50, "\(failures)")
         #expect(Set(created.compactMap { $0 }).count == 50, "every gear has its own uid")
         await withTaskGroup(of: Void.self) { group in
-            for uuid in uuids { group.addTask { _ = try? manager.destroy(uuid) } }
+            for uuid in uuids { group.addTask { _ = try? await onThread { try manager.destroy(uuid) } } }
         }
         for uuid in uuids {
             #expect(UnixAccounts.user(named: uuid) == nil)
