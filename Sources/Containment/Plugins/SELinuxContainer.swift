@@ -72,10 +72,11 @@ public struct SELinuxContainer: ContainerPlugin {
     }
 
     /// Everything of the gear that exists is removed, in an order that works from any partial
-    /// state: account tools still running for it (a killed create's `useradd`) are waited for,
+    /// state: account tools still running for it (a killed create's `useradd`, which goes on and
+    /// would add the account after the cleanup) are waited for when the account is not there yet,
     /// processes killed, the account and group removed only when they carry the gear's ids.
     public func destroy(_ gear: GearIdentity) throws(ContainmentError) {
-        UnixAccounts.waitForAccountTools(of: gear.uuid)
+        if UnixAccounts.user(named: gear.uuid) == nil { UnixAccounts.waitForAccountTools(of: gear.uuid) }
         try killProcesses(gear)
         if let account = UnixAccounts.user(named: gear.uuid), account.uid == gear.uid {
             try UnixAccounts.deleteUser(name: gear.uuid)
