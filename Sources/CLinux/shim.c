@@ -145,7 +145,6 @@ int cl_fchownat_nofollow(int dirfd, const char *name, unsigned int uid, unsigned
 
 int cl_at_removedir(void) { return AT_REMOVEDIR; }
 int cl_at_symlink_nofollow(void) { return AT_SYMLINK_NOFOLLOW; }
-int cl_at_empty_path(void) { return AT_EMPTY_PATH; }
 int cl_o_path(void) { return O_PATH; }
 #include <sys/socket.h>
 int cl_accept_cloexec_nonblock(int fd) {

@@ -64,18 +64,7 @@ public struct LocalAgentService: Service {
             rejection: Self.replyLine(statuscode: 5, "the daemon has \(Self.maxConnections) local agent connections open; try again") + "\n",
             logger: logger
         ) { socket in
-            ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                .channelOption(.autoRead, value: false)
-                .channelOption(.maxMessagesPerRead, value: 1)
-                .channelOption(.allowRemoteHalfClosure, value: true)
-                .channelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(LocalAgentConnection(limits: limits) { line in
-                            await Self.answer(line, handlers)
-                        })
-                    }
-                }
-                .withConnectedSocket(socket)
+            SocketListener.adoptIntoNIO(socket) { LocalAgentConnection(limits: limits) { line in await Self.answer(line, handlers) } }
         }
         logger.notice("local agent listening", metadata: ["socket": "\(path)"])
         await listener.run()

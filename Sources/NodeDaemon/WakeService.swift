@@ -68,18 +68,7 @@ public struct WakeService: Service {
             rejection: WakeResponse(status: "503 Service Unavailable", body: "Too many requests are waiting; try again.\n").text,
             logger: logger
         ) { socket in
-            ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                .channelOption(.autoRead, value: false)
-                .channelOption(.maxMessagesPerRead, value: 1)
-                .channelOption(.allowRemoteHalfClosure, value: true)
-                .channelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(WakeConnection(waiting: waiting) { head in
-                            await waker.respond(to: head)
-                        })
-                    }
-                }
-                .withConnectedSocket(socket)
+            SocketListener.adoptIntoNIO(socket) { WakeConnection(waiting: waiting) { head in await waker.respond(to: head) } }
         }
         logger.info("waking idle gears", metadata: ["listen": "127.0.0.1:\(port)"])
         await listener.run()

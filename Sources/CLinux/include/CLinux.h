@@ -52,7 +52,6 @@ int cl_fchownat_nofollow(int dirfd, const char *name, unsigned int uid, unsigned
 /// The errno value EXDEV, ELOOP etc. are plain macros; these are not.
 int cl_at_removedir(void);
 int cl_at_symlink_nofollow(void);
-int cl_at_empty_path(void);
 int cl_o_path(void);
 /// accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK): the accepted socket is close-on-exec
 /// from its first instant (accept4 is a GNU extension Glibc's Swift module does not export).

@@ -114,7 +114,7 @@ public final class GearHome: @unchecked Sendable {
     }
 
     /// Opens `relative` beneath the home; the caller closes the descriptor.
-    public func openBeneath(_ relative: String, _ flags: Int32, mode: mode_t = 0) throws(ContainmentError) -> Int32 {
+    func openBeneath(_ relative: String, _ flags: Int32, mode: mode_t = 0) throws(ContainmentError) -> Int32 {
         if relative.isEmpty { return dup(fd) }
         try Self.validate(relative)
         let opened = cl_open_beneath(fd, relative, flags, UInt32(mode))

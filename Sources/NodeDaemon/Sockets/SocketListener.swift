@@ -138,3 +138,18 @@ final class SocketListener: Sendable {
         init(_ source: any DispatchSourceRead) { self.source = source }
     }
 }
+
+extension SocketListener {
+    /// How both services adopt an accepted socket into NIO: reads only when the handler asks
+    /// (back-pressure), one message per read, half-closure seen by the handler.
+    static func adoptIntoNIO(_ socket: Int32, _ handler: @escaping @Sendable () -> any ChannelHandler) -> EventLoopFuture<any Channel> {
+        ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelOption(.autoRead, value: false)
+            .channelOption(.maxMessagesPerRead, value: 1)
+            .channelOption(.allowRemoteHalfClosure, value: true)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(handler()) }
+            }
+            .withConnectedSocket(socket)
+    }
+}
