@@ -90,7 +90,7 @@ struct GearBoundaryTests {
         defer { TestFiles.remove(markers) }
         let library = try Attack.plantedLibrary(in: markers, markers: markers)
         let helper = ProcessRunner.executable("oo-gear-exec")
-        #expect(try ProcessRunner.run(["/usr/bin/file", "-L", helper]).stdout.contains("statically linked"))
+        #expect(try !elfRequestsInterpreter(helper), "no PT_INTERP: the kernel runs it without ld.so")
         // Started as root with loader variables in its own environment, as a careless caller would.
         var spec = GearExec(uid: 45020, gid: 45020, command: ["/usr/bin/env"])
         spec.environmentOnDescriptor3 = false
@@ -199,6 +199,21 @@ struct GearBoundaryTests {
         #expect(Attack.intactDecoyFiles(decoy, count: 2000) == 2000)
     }
 
+    @Test("a hard link to a root file where a locked file goes is never handed to the gear (hosts with protected_hardlinks off)")
+    func hardLinkedLockedFile() throws {
+        try #require(Prerequisites.rootProblem == nil, "\(Prerequisites.rootProblem ?? "")")
+        let node = try GearNode("selinux")
+        defer { node.destroy() }
+        let decoy = node.scratch.root + "/root-only"
+        try Attack.rootOnlyDecoy(decoy, count: 1)
+        let gear = try node.manager.create(GearCreateRequest(uuid: uniqueUUID()))
+        // What a gear could do itself on a host with fs.protected_hardlinks=0: link a root file
+        // to the path of one of mock's locked files, for configure's unlock to chown.
+        #expect(link(decoy + "/secret0", gear.home + "/app-root/data/mock_gear_data_locked_file") == 0)
+        _ = try? node.manager.configure(gear.uuid, cartridge: "mock")
+        #expect(Attack.intactDecoyFiles(decoy, count: 1) == 1, "the root file stays root's")
+    }
+
     @Test("gear A cannot read gear B's variables through a link in its cartridge's env")
     func crossGearEnvironment() throws {
         try #require(Prerequisites.rootProblem == nil, "\(Prerequisites.rootProblem ?? "")")
@@ -246,6 +261,20 @@ struct GearBoundaryTests {
         _ = try node.manager.deconfigure(gear.uuid, cartridge: "mock")
         #expect(peakResidentKilobytes() - before < 100_000, "parsing the bomb would take gigabytes")
     }
+}
+
+/// Whether a 64-bit ELF executable names a program interpreter (a PT_INTERP program header):
+/// only then does the dynamic loader, and so any loader variable, take part in running it.
+func elfRequestsInterpreter(_ path: String) throws -> Bool {
+    let bytes = try FileSystem.readBytes(path, limit: 64 << 20)
+    func read<T: FixedWidthInteger>(_ offset: Int, as: T.Type) -> T {
+        bytes[offset..<offset + MemoryLayout<T>.size].reversed().reduce(T(0)) { $0 << 8 | T($1) }
+    }
+    guard bytes.count > 64, bytes[0..<4] == [0x7f, 0x45, 0x4c, 0x46], bytes[4] == 2 else {
+        throw TestFiles.Failure(description: "\(path) is not a 64-bit ELF file")
+    }
+    let headers = Int(read(32, as: UInt64.self)), size = Int(read(54, as: UInt16.self)), count = Int(read(56, as: UInt16.self))
+    return (0..<count).contains { read(headers + $0 * size, as: UInt32.self) == 3 }
 }
 
 /// The peak resident set of this process (VmHWM), in KiB.

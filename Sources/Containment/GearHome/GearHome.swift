@@ -308,6 +308,14 @@ public final class GearHome: @unchecked Sendable {
 
     private func setOwner(_ parentfd: Int32, _ name: String, _ owner: Owner, display: String) throws(ContainmentError) {
         guard let (uid, gid) = ids(owner) else { return }
+        // A hard link the gear made to a file it does not own (possible where the kernel's
+        // protected_hardlinks is off) is left alone: it may be a file outside the gear.
+        var st = stat()
+        if fstatat(parentfd, name, &st, cl_at_symlink_nofollow()) == 0, (st.st_mode & S_IFMT) == S_IFREG, st.st_nlink > 1,
+           st.st_uid != ownership.uid {
+            if st.st_uid == uid && st.st_gid == gid { return }
+            throw .invalidArgument(field: "file in gear home", value: display, reason: "a hard link to a file the gear does not own is left alone")
+        }
         guard cl_fchownat_nofollow(parentfd, name, uid, gid) == 0 else { throw .system(step: "lchown", target: display, errno: errno) }
         try label(parentfd, name)
     }
