@@ -174,9 +174,10 @@ public final class GearManager: Sendable, CartridgeUsage {
             "GEM_HOME": path + "/.gem", "OPENSHIFT_TMP_DIR": "/tmp/", "TMP_DIR": "/tmp/", "TMPDIR": "/tmp/", "TMP": "/tmp/",
             "OPENSHIFT_GEAR_MEMORY_MB": "\(memory)",
         ]
-        let env = EnvDirectory(home, ".env")
-        for (name, value) in variables.sorted(by: { $0.key < $1.key }) { try env.write(name, value) }
-        try setState(gear, .new, in: home)
+        try containing { () throws(ContainmentError) in
+            try home.writeNewFiles(in: ".env", variables.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }, mode: 0o644, owner: .root)
+            try home.writeNewFiles(in: "app-root/runtime", [(".state", GearState.new.rawValue + "\n")], mode: 0o660, owner: .gear)
+        }
     }
 
     // MARK: Lookup

@@ -234,6 +234,29 @@ public final class GearHome: @unchecked Sendable {
         try write(relative, Array(text.utf8), mode: mode, owner: owner)
     }
 
+    /// Creates new files in one directory (none may exist yet: `O_EXCL`), each written, owned and
+    /// labelled through its descriptor. For a gear being set up, whose record already says so:
+    /// a setup killed half way is removed whole, so no file needs a rename to appear complete.
+    public func writeNewFiles(in directory: String, _ files: [(name: String, text: String)], mode: mode_t,
+                              owner: Owner) throws(ContainmentError) {
+        let dirfd = try openBeneath(directory, O_RDONLY | O_DIRECTORY)
+        defer { close(dirfd) }
+        let ids = ids(owner)
+        for (name, text) in files {
+            let shown = display(directory + "/" + name)
+            guard !name.isEmpty, !name.contains("/"), name != ".", name != ".." else {
+                throw .invalidArgument(field: "file name in gear home", value: name, reason: "one path component")
+            }
+            let file = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
+            guard file >= 0 else { throw .system(step: "create", target: shown, errno: errno) }
+            defer { close(file) }
+            do { try FileSystem.writeAll(file, Array(text.utf8), path: shown) } catch { throw ContainmentError(error) }
+            guard fchmod(file, mode) == 0 else { throw .system(step: "fchmod", target: shown, errno: errno) }
+            if let (uid, gid) = ids { guard fchown(file, uid, gid) == 0 else { throw .system(step: "fchown", target: shown, errno: errno) } }
+            try label(dirfd, name)
+        }
+    }
+
     /// Creates an empty file if nothing is there; an existing regular file is kept. Either way
     /// it gets `owner`.
     public func createFile(_ relative: String, mode: mode_t, owner: Owner) throws(ContainmentError) {
