@@ -101,9 +101,8 @@ struct CrashInjectionTests {
         }
     }
 
-    /// How long an operation takes when nothing kills it, as the window to kill it in: the
-    /// fastest of three runs (a machine busy with other tests only makes the operation longer,
-    /// so the kills land inside it more often, never after it), at most 3 s.
+    /// How long an operation takes when nothing kills it, as the first window to kill it in: the
+    /// fastest of three runs, at most 3 s.
     static func duration(_ body: () async throws -> Void, reset: () async throws -> Void) async throws -> Double {
         var fastest = Double.infinity
         for attempt in 0..<3 {
@@ -115,6 +114,17 @@ struct CrashInjectionTests {
         return min(fastest, 3)
     }
 
+    /// The window the kill moments are drawn from, kept on the operation as it runs now: a kill
+    /// that comes after the operation ended shrinks it, one that lands inside grows it a little.
+    /// A machine that runs the operation faster or slower than the probe did (another load, a
+    /// warm cache) still gets most of its kills inside the operation, at moments spread over it.
+    struct KillWindow {
+        var seconds: Double
+        init(probe: Double) { seconds = max(probe * 1.2, 0.001) }
+        func moment() -> Double { Double.random(in: 0...seconds) }
+        mutating func record(killed: Bool) { seconds = killed ? min(seconds * 1.05, 3) : max(seconds * 0.7, 0.001) }
+    }
+
     @Test("app-create killed at random moments: a re-run completes it or destroy removes every trace", .timeLimit(.minutes(5)))
     func create() async throws {
         try #require(Prerequisites.rootProblem == nil, "\(Prerequisites.rootProblem ?? "")")
@@ -124,15 +134,16 @@ struct CrashInjectionTests {
             #expect(try await node.devel(["app-create", "--with-container-uuid", "crashprobe"]).status == 0)
         }, reset: { () async throws in
             #expect(try await node.devel(["app-destroy", "--with-container-uuid", "crashprobe"]).status == 0)
-        }) * 1.2
+        })
+        var kills = KillWindow(probe: window)
         #expect(try await node.devel(["app-destroy", "--with-container-uuid", "crashprobe"]).status == 0)
         var completed = 0
         var interrupted = 0
         for run in 0..<Self.runs {
             let uuid = "crash\(run)"
-            if try await node.killed(["app-create", "--with-container-uuid", uuid], after: Double.random(in: 0...window)) == 128 + SIGKILL {
-                interrupted += 1
-            }
+            let killed = try await node.killed(["app-create", "--with-container-uuid", uuid], after: kills.moment()) == 128 + SIGKILL
+            kills.record(killed: killed)
+            if killed { interrupted += 1 }
             if run % 2 == 0 {
                 // The broker retries the create: it completes, or says the gear exists.
                 let again = try await node.devel(["app-create", "--with-container-uuid", uuid])
@@ -160,14 +171,15 @@ struct CrashInjectionTests {
             #expect(try await node.devel(["configure", "--with-container-uuid", uuid, "--cart-name", "mock"]).status == 0)
         }, reset: { () async throws in
             #expect(try await node.devel(["deconfigure", "--with-container-uuid", uuid, "--cart-name", "mock"]).status == 0)
-        }) * 1.2
+        })
+        var kills = KillWindow(probe: window)
         #expect(try await node.devel(["deconfigure", "--with-container-uuid", uuid, "--cart-name", "mock"]).status == 0)
         var interrupted = 0
         for run in 0..<Self.runs {
-            if try await node.killed(["configure", "--with-container-uuid", uuid, "--cart-name", "mock"],
-                               after: Double.random(in: 0...window)) == 128 + SIGKILL {
-                interrupted += 1
-            }
+            let killed = try await node.killed(["configure", "--with-container-uuid", uuid, "--cart-name", "mock"],
+                                               after: kills.moment()) == 128 + SIGKILL
+            kills.record(killed: killed)
+            if killed { interrupted += 1 }
             if run % 2 == 0 {
                 let again = try await node.devel(["configure", "--with-container-uuid", uuid, "--cart-name", "mock"])
                 #expect(again.status == 0 || again.stderr.contains("already configured"), "run \(run): \(again.stderr)")
@@ -199,15 +211,16 @@ struct CrashInjectionTests {
             #expect(try await node.devel(["deconfigure", "--with-container-uuid", uuid, "--cart-name", "mock"]).status == 0)
         }, reset: { () async throws in
             #expect(try await node.devel(["configure", "--with-container-uuid", uuid, "--cart-name", "mock"]).status == 0)
-        }) * 1.2
+        })
+        var kills = KillWindow(probe: window)
         var interrupted = 0
         for run in 0..<Self.runs {
             let configure = try await node.devel(["configure", "--with-container-uuid", uuid, "--cart-name", "mock"])
             #expect(configure.status == 0, "run \(run): \(configure.stderr)")
-            if try await node.killed(["deconfigure", "--with-container-uuid", uuid, "--cart-name", "mock"],
-                               after: Double.random(in: 0...window)) == 128 + SIGKILL {
-                interrupted += 1
-            }
+            let killed = try await node.killed(["deconfigure", "--with-container-uuid", uuid, "--cart-name", "mock"],
+                                               after: kills.moment()) == 128 + SIGKILL
+            kills.record(killed: killed)
+            if killed { interrupted += 1 }
             let again = try await node.devel(["deconfigure", "--with-container-uuid", uuid, "--cart-name", "mock"])
             #expect(again.status == 0 || again.stderr.contains("is not configured"), "run \(run): \(again.stderr)")
             let home = node.gearBaseDir + "/" + uuid
@@ -232,10 +245,12 @@ struct CrashInjectionTests {
             #expect(try await node.admin(["--action", "install", "--source", source]).status == 0)
         }, reset: { () async throws in
             #expect(try await node.admin(erase).status == 0)
-        }) * 1.2
+        })
+        var kills = KillWindow(probe: window)
         #expect(try await node.admin(erase).status == 0)
         for run in 0..<Self.runs {
-            _ = try await node.killed(["--action", "install", "--source", source], program: "oo-admin-cartridge", after: Double.random(in: 0...window))
+            kills.record(killed: try await node.killed(["--action", "install", "--source", source], program: "oo-admin-cartridge",
+                                                       after: kills.moment()) == 128 + SIGKILL)
             let list = try await node.admin(["--action", "list"])
             #expect(list.status == 0, "run \(run): the listing works after the kill: \(list.stderr)")
             let listed = list.stdout.split(separator: "\n").filter { $0.contains("crashcart") }
