@@ -36,6 +36,7 @@ let package = Package(
             name: "Gears",
             dependencies: ["Cartridges", "Containment", "Frontend", "NodeConfig", .product(name: "Logging", package: "swift-log")]
         ),
+        .target(name: "Access", dependencies: ["Gears", "Containment", "NodeConfig", .product(name: "Logging", package: "swift-log")]),
         // The root helper that becomes a gear: C, single-threaded, and linked statically so that no
         // dynamic loader (and no loader variable) is ever involved while it is root.
         .executableTarget(name: "oo-gear-exec", linkerSettings: [.unsafeFlags(["-static-executable"])]),
@@ -72,7 +73,7 @@ let package = Package(
         .target(
             name: "Agent",
             dependencies: [
-                "NodeConfig", "Cartridges", "Containment", "Gears", "Frontend",
+                "NodeConfig", "Cartridges", "Containment", "Gears", "Frontend", "Access",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
@@ -107,7 +108,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "oo-devel-node",
-            dependencies: ["NodeCLI", "Gears", "Frontend", "Agent", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["NodeCLI", "Gears", "Frontend", "Agent", "Access", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(
             name: "oo-admin-ctl-gears",
@@ -122,6 +123,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "NodeConfigTests", dependencies: ["NodeConfig"]),
+        .testTarget(name: "AccessTests", dependencies: ["Access", "Gears", "Containment", "Cartridges", "NodeConfig", "NodeTestSupport"]),
         .testTarget(name: "AgentTests", dependencies: ["Agent", "Gears", "Cartridges", "NodeConfig", "NodeTestSupport"]),
         .testTarget(
             name: "MCollectiveTests",
