@@ -123,7 +123,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "NodeConfigTests", dependencies: ["NodeConfig"]),
-        .testTarget(name: "AccessTests", dependencies: ["Access", "Gears", "Containment", "Cartridges", "NodeConfig", "NodeTestSupport"]),
+        .testTarget(name: "AccessTests", dependencies: ["Access", "Agent", "Gears", "Containment", "Cartridges", "NodeConfig", "NodeTestSupport"]),
         .testTarget(name: "AgentTests", dependencies: ["Agent", "Gears", "Cartridges", "NodeConfig", "NodeTestSupport"]),
         .testTarget(
             name: "MCollectiveTests",

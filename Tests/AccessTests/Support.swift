@@ -17,23 +17,28 @@ struct KeysNode {
     let scratch: ScratchNode
     let manager: GearManager
     let keys: GearKeys
+    let configuration: NodeConfiguration
+    let repository: CartridgeRepository
     var krb5Config: String { scratch.root + "/krb5.conf" }
 
     init(_ plugin: String, base: String? = nil, shell: String = "/usr/bin/oo-trap-user", krb5Config: String? = nil) throws {
         let window = Int.random(in: 0..<1000) * 50 + 50000
-        let uids = plugin == "selinux" ? 47000...47999 : window...(window + 49)
+        // Node mode: a random window of 47000...47999, so suites running side by side (and other
+        // test runs on the host) rarely race for the same uid.
+        let nodeWindow = 47000 + Int.random(in: 0..<20) * 50
+        let uids = plugin == "selinux" ? nodeWindow...(nodeWindow + 49) : window...(window + 49)
         scratch = ScratchNode("access-test")
         chmod(scratch.root, 0o755)
         let gearBaseDir = base ?? scratch.gearBaseDir
         try TestFiles.makeDirectories(gearBaseDir)
         chmod(gearBaseDir, 0o755)
-        let configuration = try NodeConfiguration(parsing: """
+        configuration = try NodeConfiguration(parsing: """
             GEAR_MIN_UID=\(uids.lowerBound)
             GEAR_MAX_UID=\(uids.upperBound)
             GEAR_SHELL=\(shell)
             OPENSHIFT_CGROUP_ROOT=openshift-node-tests
             """, file: "test node.conf")
-        let repository = CartridgeRepository(configuration: .init(path: scratch.repositoryPath, cartridgeBasePath: scratch.basePath))
+        repository = CartridgeRepository(configuration: .init(path: scratch.repositoryPath, cartridgeBasePath: scratch.basePath))
         let container: any ContainerPlugin = plugin == "selinux"
             ? SELinuxContainer(configuration: configuration, gearBaseDir: gearBaseDir, limits: ResourceLimits(),
                                gearExec: ProcessRunner.executable("oo-gear-exec"))
