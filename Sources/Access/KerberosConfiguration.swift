@@ -1,5 +1,9 @@
 import NodeConfig
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// What the node needs from the MIT Kerberos configuration (`KRB5_CONFIG_FILE`, default
 /// `/etc/krb5.conf`): where `krb5_kuserok` looks for a user's k5login file.
 ///
@@ -70,7 +74,3 @@ public struct KerberosConfiguration: Sendable, Equatable {
         return result
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif
