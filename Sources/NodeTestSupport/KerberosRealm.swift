@@ -80,6 +80,8 @@ public final class KerberosRealm: @unchecked Sendable {
 
                 [logging]
                     kdc = FILE:\(directory)/kdc.log
+                    admin_server = FILE:\(directory)/kadmin.log
+                    default = FILE:\(directory)/krb5.log
 
                 """)
             try TestFiles.write(directory + "/kadm5.acl", "")
@@ -168,14 +170,17 @@ public final class KerberosRealm: @unchecked Sendable {
     }
 
     private func check(_ argv: [String], _ step: String) throws {
-        let result = try ProcessRunner.run(argv, environment: environment)
+        let result = try Self.run(argv, stdin: "/dev/null", environment: environment)
         guard result.status == 0 else {
             throw TestFiles.Failure(description: "\(step) failed (exit \(result.status)): \(result.stderr)\(result.stdout)")
         }
     }
 
-    /// Runs `argv` to completion with stdin from the file `stdin`.
-    private static func run(_ argv: [String], stdin: String, environment: [String: String]) throws -> ProcessRunner.Result {
+    /// Runs `argv` to completion with stdin from the file `stdin`; killed after `timeoutSeconds`
+    /// (a tool blocked on something outside the test, such as a syslog socket nobody reads,
+    /// fails the test instead of hanging it).
+    private static func run(_ argv: [String], stdin: String, environment: [String: String],
+                            timeoutSeconds: Int = 30) throws -> ProcessRunner.Result {
         let scratch = TestFiles.temporaryDirectory("krb5-run")
         defer { TestFiles.remove(scratch) }
         var actions = posix_spawn_file_actions_t()
@@ -195,7 +200,17 @@ public final class KerberosRealm: @unchecked Sendable {
         var pid: pid_t = 0
         let rc = posix_spawn(&pid, argv[0], &actions, nil, cArgs, cEnv)
         guard rc == 0 else { throw TestFiles.Failure(description: "posix_spawn \(argv[0]): \(String(cString: strerror(rc)))") }
-        let status = ProcessRunner.wait(pid)
+        let deadline = ContinuousClock.now + .seconds(timeoutSeconds)
+        var raw: Int32 = 0
+        while waitpid(pid, &raw, WNOHANG) == 0 {
+            if ContinuousClock.now >= deadline {
+                kill(pid, SIGKILL)
+                _ = ProcessRunner.wait(pid)
+                throw TestFiles.Failure(description: "\(argv.joined(separator: " ")) did not finish within \(timeoutSeconds) s")
+            }
+            usleep(10_000)
+        }
+        let status = (raw & 0x7f) == 0 ? (raw >> 8) & 0xff : 128 + (raw & 0x7f)
         return ProcessRunner.Result(status: status, stdout: TestFiles.read(scratch + "/out") ?? "", stderr: TestFiles.read(scratch + "/err") ?? "")
     }
 
