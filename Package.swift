@@ -10,6 +10,7 @@ let package = Package(
         .executable(name: "oo-cartridge", targets: ["oo-cartridge"]),
         .executable(name: "node-bench", targets: ["node-bench"]),
         .executable(name: "oo-gear-exec", targets: ["oo-gear-exec"]),
+        .executable(name: "oo-trap-user", targets: ["oo-trap-user"]),
         .executable(name: "oo-devel-node", targets: ["oo-devel-node"]),
         .executable(name: "oo-admin-ctl-gears", targets: ["oo-admin-ctl-gears"]),
     ],
@@ -40,6 +41,9 @@ let package = Package(
         // The root helper that becomes a gear: C, single-threaded, and linked statically so that no
         // dynamic loader (and no loader variable) is ever involved while it is root.
         .executableTarget(name: "oo-gear-exec", linkerSettings: [.unsafeFlags(["-static-executable"])]),
+        // The gear's login shell (GEAR_SHELL), run by sshd as the gear: C and static for the same
+        // reason, so that no loader or NSS module runs before it has cleaned its environment.
+        .executableTarget(name: "oo-trap-user", linkerSettings: [.unsafeFlags(["-static-executable"])]),
         // Cartridges also imports CYaml, the libyaml target inside the Yams product, to walk the
         // event stream within limits before Yams composes a tree (YAMLLimits.swift).
         .target(
