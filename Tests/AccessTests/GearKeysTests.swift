@@ -1,5 +1,6 @@
 @testable import Access
 import Containment
+import Dispatch
 import Gears
 import NodeTestSupport
 import Testing
@@ -78,6 +79,20 @@ struct GearKeysTests {
         #expect((TestFiles.read(gear.home + "/.ssh/authorized_keys"), TestFiles.read(gear.home + "/.k5login")) == before)
         #expect(throws: AccessError.self) { try node.keys.add("no/such", [key("AAAA", "a")]) }
         #expect(throws: AccessError.self) { try node.keys.add("nosuchgear", [key("AAAA", "a")]) }
+    }
+
+    @Test("concurrent changes of one gear's keys are serialised by the gear's lock: none is lost", .timeLimit(.minutes(1)))
+    func concurrentAdds() throws {
+        let node = try KeysNode("sandbox")
+        defer { node.destroy() }
+        let gear = try node.manager.create(GearCreateRequest(uuid: uniqueUUID()))
+        let keys = node.keys
+        DispatchQueue.concurrentPerform(iterations: 16) { index in
+            let body = "AAAA" + String(repeating: "B", count: index + 1)
+            try? keys.add(gear.uuid, [key(body, "k\(index)"), principal("user\(index)@GEARS.TEST", "p\(index)")])
+        }
+        #expect(Set(try node.keys.authorizedKeys(gear).ids) == Set((0..<16).map { "OPENSHIFT-\(gear.uuid)-k\($0)" }))
+        #expect(Set(try node.keys.k5login(gear.uuid).principals) == Set((0..<16).map { "user\($0)@GEARS.TEST" }))
     }
 
     @Test("with k5login_directory in [libdefaults], principals go to <dir>/<uuid>, and the file goes with the gear")
