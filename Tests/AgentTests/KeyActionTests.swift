@@ -94,4 +94,22 @@ struct KeyActionTests {
         #expect(!FileManager.default.fileExists(atPath: home + "/.k5login"))
         #expect((await node.call("get_all_gears_sshkeys")).data["output"]?["keygear3"] == nil)
     }
+
+    @Test("with k5login_directory, principals go to <dir>/<uuid> and app-destroy removes that file too")
+    func k5loginDirectoryAndDestroy() async throws {
+        let node = try AgentNode()
+        defer { node.destroy() }
+        let layout = node.agent.context.layout
+        let directory = node.scratch.root + "/k5login.d"
+        try TestFiles.write(layout.path("KRB5_CONFIG_FILE"), "[libdefaults]\n    k5login_directory = \(directory)\n")
+        _ = await node.cartridgeDo("app-create", ["--with-container-uuid": "keygear4"])
+        let add = await keysDo(node, "authorized-ssh-key-batch-add", "keygear4",
+                               [Self.entry(["content": "alice@GEARS.TEST", "type": "krb5-principal", "comment": "k"])])
+        #expect(add.data["exitcode"] == .int(0), "\(add)")
+        #expect(TestFiles.read(directory + "/keygear4") == "# id: k\nalice@GEARS.TEST\n")
+        #expect(!FileManager.default.fileExists(atPath: layout.gearBaseDir + "/keygear4/.k5login"))
+        let destroyed = await node.cartridgeDo("app-destroy", ["--with-container-uuid": "keygear4"])
+        #expect(destroyed.data["exitcode"] == .int(0), "\(destroyed)")
+        #expect(!FileManager.default.fileExists(atPath: directory + "/keygear4"), "the gear's principals outlived it")
+    }
 }
