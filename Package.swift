@@ -10,6 +10,7 @@ let package = Package(
         .executable(name: "oo-cartridge", targets: ["oo-cartridge"]),
         .executable(name: "node-bench", targets: ["node-bench"]),
         .executable(name: "oo-gear-exec", targets: ["oo-gear-exec"]),
+        .executable(name: "oo-trap-user", targets: ["oo-trap-user"]),
         .executable(name: "oo-devel-node", targets: ["oo-devel-node"]),
         .executable(name: "oo-admin-ctl-gears", targets: ["oo-admin-ctl-gears"]),
     ],
@@ -36,9 +37,13 @@ let package = Package(
             name: "Gears",
             dependencies: ["Cartridges", "Containment", "Frontend", "NodeConfig", .product(name: "Logging", package: "swift-log")]
         ),
+        .target(name: "Access", dependencies: ["Gears", "Containment", "NodeConfig", .product(name: "Logging", package: "swift-log")]),
         // The root helper that becomes a gear: C, single-threaded, and linked statically so that no
         // dynamic loader (and no loader variable) is ever involved while it is root.
         .executableTarget(name: "oo-gear-exec", linkerSettings: [.unsafeFlags(["-static-executable"])]),
+        // The gear's login shell (GEAR_SHELL), run by sshd as the gear: C and static for the same
+        // reason, so that no loader or NSS module runs before it has cleaned its environment.
+        .executableTarget(name: "oo-trap-user", linkerSettings: [.unsafeFlags(["-static-executable"])]),
         // Cartridges also imports CYaml, the libyaml target inside the Yams product, to walk the
         // event stream within limits before Yams composes a tree (YAMLLimits.swift).
         .target(
@@ -72,7 +77,7 @@ let package = Package(
         .target(
             name: "Agent",
             dependencies: [
-                "NodeConfig", "Cartridges", "Containment", "Gears", "Frontend",
+                "NodeConfig", "Cartridges", "Containment", "Gears", "Frontend", "Access",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
@@ -107,7 +112,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "oo-devel-node",
-            dependencies: ["NodeCLI", "Gears", "Frontend", "Agent", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["NodeCLI", "Gears", "Frontend", "Agent", "Access", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(
             name: "oo-admin-ctl-gears",
@@ -122,6 +127,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "NodeConfigTests", dependencies: ["NodeConfig"]),
+        .testTarget(name: "AccessTests", dependencies: ["Access", "Agent", "Gears", "Containment", "Cartridges", "NodeConfig", "NodeTestSupport"]),
         .testTarget(name: "AgentTests", dependencies: ["Agent", "Gears", "Cartridges", "NodeConfig", "NodeTestSupport"]),
         .testTarget(
             name: "MCollectiveTests",

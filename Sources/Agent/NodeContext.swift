@@ -1,3 +1,4 @@
+import Access
 import Cartridges
 import Containment
 import Frontend
@@ -26,4 +27,9 @@ public struct NodeContext: Sendable {
     }
 
     public var configuration: NodeConfiguration { layout.configuration }
+}
+
+extension NodeContext {
+    /// The gears' authorized_keys and k5login files (KRB5_CONFIG_FILE says where k5login files go).
+    public var keys: GearKeys { GearKeys(gears: gears, kerberosConfigFile: layout.path("KRB5_CONFIG_FILE")) }
 }

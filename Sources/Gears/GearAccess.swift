@@ -6,65 +6,16 @@ import NodeConfig
 import Glibc
 #endif
 
-/// One SSH public key the broker authorizes on a gear.
-public struct SSHKey: Sendable, Equatable {
-    public var type: String
-    public var key: String
-    public var comment: String
-
-    public init(type: String, key: String, comment: String) {
-        self.type = type
-        self.key = key
-        self.comment = comment
-    }
-
-    /// Refuses anything that could add options or a second key to the authorized_keys line.
-    public func validate() throws(GearsError) {
-        guard type.range(of: #"^(ssh|ecdsa|sk)-[a-z0-9@.\-]{1,64}$"#, options: .regularExpression) != nil else {
-            throw .invalidArgument(field: "ssh key type", value: type, reason: "expected e.g. ssh-rsa, ssh-ed25519, ecdsa-sha2-nistp256")
-        }
-        guard !key.isEmpty, key.count <= 16384, key.range(of: #"^[A-Za-z0-9+/]+={0,2}$"#, options: .regularExpression) != nil else {
-            throw .invalidArgument(field: "ssh key", value: String(key.prefix(32)), reason: "must be the base64 key body")
-        }
-        guard comment.count <= 256, comment.range(of: #"^[A-Za-z0-9_.@\-]*$"#, options: .regularExpression) != nil else {
-            throw .invalidArgument(field: "ssh key comment", value: String(comment.prefix(64)), reason: "letters, digits, _ . @ - only")
-        }
-    }
-}
-
-/// The broker's access to a gear: SSH keys (`.ssh/authorized_keys`), the broker auth token
+/// The broker's access to a gear: the broker auth token
 /// (`.auth/`), environment variables (`.env/`), user variables (`.env/user_vars/`), deployment
 /// settings, and the gear's routes. Each change holds the gear's lock and replaces its file by
 /// rename; the files are the node's (root) with the gear's group allowed to read, so a gear
 /// cannot grant itself keys or variables.
 extension GearManager {
-    var authorizedKeysName: String { ".ssh/authorized_keys" }
-
-    /// The authorized_keys line of a key: forced to the gear's shell, no X11 forwarding, and
-    /// commented `OPENSHIFT-<gear uuid>-<comment>` as the original wrote it.
-    func authorizedKeysLine(_ key: SSHKey, gear: Gear) -> String {
-        "command=\"\(configuration.string("GEAR_SHELL"))\",no-X11-forwarding \(key.type) \(key.key) OPENSHIFT-\(gear.uuid)-\(key.comment)"
-    }
-
-    public func sshKeys(_ uuid: String) throws(GearsError) -> [String] {
-        let gear = try self.gear(uuid)
-        return (try home(gear).readText(authorizedKeysName) ?? "").split(separator: "\n").map(String.init)
-    }
-
-    /// Adds keys (a key already present is replaced), removes keys (by key body), or, with
-    /// `replacingAll`, makes `add` the whole set.
-    public func changeSSHKeys(_ uuid: String, add: [SSHKey] = [], remove: [String] = [], replacingAll: Bool = false) throws(GearsError) {
-        for key in add { try key.validate() }
-        try withGear(uuid) { (gear: Gear) throws(GearsError) in
-            let home = try self.home(gear)
-            var lines = replacingAll ? [] : (home.readText(authorizedKeysName) ?? "").split(separator: "\n").map(String.init)
-            let dropped = Set(remove + add.map(\.key))
-            lines.removeAll { line in line.split(separator: " ").contains { dropped.contains(String($0)) } }
-            lines += add.map { authorizedKeysLine($0, gear: gear) }
-            try containing { () throws(ContainmentError) in
-                try home.write(authorizedKeysName, lines.isEmpty ? "" : lines.joined(separator: "\n") + "\n", mode: 0o640, owner: .root)
-            }
-        }
+    /// Runs `body` on a complete gear and its home, holding the gear's lock: how other modules
+    /// (Access: authorized_keys, .k5login) change a gear's files.
+    public func withGearHome<T>(_ uuid: String, _ body: (Gear, GearHome) throws(GearsError) -> T) throws(GearsError) -> T {
+        try withGear(uuid) { (gear: Gear) throws(GearsError) -> T in try body(gear, try home(gear)) }
     }
 
     /// Whether the gear holds a broker auth token.

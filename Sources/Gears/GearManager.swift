@@ -206,7 +206,8 @@ public final class GearManager: Sendable, CartridgeUsage {
     }
 
     /// The gear's home, opened by descriptor.
-    func home(_ gear: Gear) throws(GearsError) -> GearHome {
+    /// The gear's home, opened by descriptor (reads only: changes hold the lock, `withGearHome`).
+    public func home(_ gear: Gear) throws(GearsError) -> GearHome {
         try containing { () throws(ContainmentError) in try plugin.home(gear.identity) }
     }
 

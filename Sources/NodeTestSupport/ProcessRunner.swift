@@ -25,12 +25,14 @@ public enum ProcessRunner {
 
     public static func executable(_ name: String) -> String { productsDirectory + "/" + name }
 
-    /// Starts `argv` with stdout and stderr redirected to the given files; returns the pid.
-    public static func spawn(_ argv: [String], stdout: String, stderr: String, environment: [String: String] = [:]) throws -> pid_t {
+    /// Starts `argv` with stdout and stderr redirected to the given files (stdin from `stdin`);
+    /// returns the pid.
+    public static func spawn(_ argv: [String], stdout: String, stderr: String, environment: [String: String] = [:],
+                             stdin: String = "/dev/null") throws -> pid_t {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 0, stdin, O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, stdout, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         posix_spawn_file_actions_addopen(&actions, 2, stderr, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         var env: [String: String] = [:]
@@ -74,11 +76,11 @@ public enum ProcessRunner {
         return signal == 0 ? (status >> 8) & 0xff : 128 + signal
     }
 
-    /// Runs a command to completion.
-    public static func run(_ argv: [String], environment: [String: String] = [:]) throws -> Result {
+    /// Runs a command to completion (stdin from the file `stdin`).
+    public static func run(_ argv: [String], environment: [String: String] = [:], stdin: String = "/dev/null") throws -> Result {
         let scratch = TestFiles.temporaryDirectory("node-run")
         defer { TestFiles.remove(scratch) }
-        let pid = try spawn(argv, stdout: scratch + "/out", stderr: scratch + "/err", environment: environment)
+        let pid = try spawn(argv, stdout: scratch + "/out", stderr: scratch + "/err", environment: environment, stdin: stdin)
         let status = wait(pid)
         return Result(status: status, stdout: TestFiles.read(scratch + "/out") ?? "", stderr: TestFiles.read(scratch + "/err") ?? "")
     }

@@ -22,7 +22,8 @@ struct DevelNode: ParsableCommand {
                       StartCommand.self, StopCommand.self, RestartCommand.self, StatusCommand.self, TidyCommand.self,
                       FrontendConnect.self, FrontendDisconnect.self, FrontendConnections.self, AddAlias.self, RemoveAlias.self,
                       FrontendIdle.self, FrontendUnidle.self, FrontendCheckIdle.self, SSLCertAdd.self, SSLCertRemove.self,
-                      FrontendBackup.self, FrontendRestore.self, AgentCall.self])
+                      FrontendBackup.self, FrontendRestore.self, AuthorizedSSHKeyAdd.self, AuthorizedSSHKeyRemove.self,
+                      AuthorizedSSHKeyBatchAdd.self, AuthorizedSSHKeyBatchRemove.self, AuthorizedSSHKeysReplace.self, AgentCall.self])
 }
 
 struct GearOptions: ParsableArguments {
@@ -75,6 +76,8 @@ struct AppDestroy: ParsableCommand {
 
     func run() throws {
         try perform(gear) { manager in try manager.destroy(gear.uuid, skipHooks: skipHooks) }
+        // What the gear had outside its home (a k5login in KRB5_CONFIG_FILE's k5login_directory).
+        try performKeys(gear) { keys in try keys.forget(gear.uuid) }
     }
 }
 

@@ -1,3 +1,4 @@
+import Access
 import Containment
 import Foundation
 import Frontend
@@ -98,6 +99,8 @@ extension OpenShiftAgent {
             result = CartridgeDoResult(exitcode: failure.code, output: failure.message)
         } catch let error as GearsError {
             result = Self.result(for: error)
+        } catch let error as AccessError {
+            if case .gears(let inner) = error { result = Self.result(for: inner) } else { result = CartridgeDoResult(exitcode: 1, output: error.description) }
         } catch let error as FrontendError {
             result = CartridgeDoResult(exitcode: 129, output: error.description)
         } catch {
@@ -145,7 +148,9 @@ extension OpenShiftAgent {
                 gearName: args.string("--with-container-name"), namespace: args.string("--with-namespace") ?? "ns"))
             return ok("Created gear \(gear.uuid) with uid \(gear.identity.uid)\n")
         case "app-destroy":
-            return ok(try gears.destroy(try uuid(), skipHooks: args.bool("--skip-hooks")))
+            let output = try gears.destroy(try uuid(), skipHooks: args.bool("--skip-hooks"))
+            try context.keys.forget(try uuid())
+            return ok(output)
         case "configure":
             return ok(try gears.configure(try uuid(), cartridge: cartridgeToken()).output)
         case "post-configure":
@@ -232,19 +237,29 @@ extension OpenShiftAgent {
         case "cartridge-list":
             return ok(context.repository.snapshot.listing)
         case "authorized-ssh-key-add":
-            let key = SSHKey(type: args.string("--with-ssh-key-type") ?? "ssh-rsa", key: try args.require("--with-ssh-key"),
-                             comment: args.string("--with-ssh-key-comment") ?? "")
-            try gears.changeSSHKeys(try uuid(), add: [key])
+            // The original passed symbol keys here and wrote an empty key; this writes the key sent.
+            let entry = KeyEntry(type: args.string("--with-ssh-key-type"), content: try args.require("--with-ssh-key"),
+                                 comment: args.string("--with-ssh-key-comment"), login: args.string("--with-ssh-key-login"))
+            try context.keys.add(try uuid(), [entry])
             return ok()
         case "authorized-ssh-key-remove":
-            try gears.changeSSHKeys(try uuid(), remove: [try args.require("--with-ssh-key")])
+            // The broker's option is --with-ssh-comment (sic); --with-ssh-key-comment is accepted too.
+            let entry = KeyEntry(type: args.string("--with-ssh-key-type"), content: args.string("--with-ssh-key"),
+                                 comment: args.string("--with-ssh-comment") ?? args.string("--with-ssh-key-comment"))
+            try context.keys.remove(try uuid(), [entry])
             return ok()
-        case "authorized-ssh-key-batch-add", "authorized-ssh-keys-replace":
-            let keys = try Self.sshKeys(args.values["--with-ssh-keys"])
-            try gears.changeSSHKeys(try uuid(), add: keys, replacingAll: action == "authorized-ssh-keys-replace")
+        case "authorized-ssh-key-batch-add":
+            try context.keys.add(try uuid(), try Self.keyEntries(args.values["--with-ssh-keys"], bodyField: "content"))
             return ok()
         case "authorized-ssh-key-batch-remove":
-            try gears.changeSSHKeys(try uuid(), remove: try Self.sshKeys(args.values["--with-ssh-keys"]).map(\.key))
+            try context.keys.remove(try uuid(), try Self.keyEntries(args.values["--with-ssh-keys"], bodyField: "content"))
+            return ok()
+        case "authorized-ssh-keys-replace":
+            // Absent means the empty set, as the original's default `[]`: the broker sends the full set.
+            let value = args.values["--with-ssh-keys"]
+            var entries: [KeyEntry] = []
+            if let value, value != .null { entries = try Self.keyEntries(value, bodyField: "key") }
+            try context.keys.replace(try uuid(), entries)
             return ok()
         case "broker-auth-key-add":
             try gears.setBrokerAuth(try uuid(), iv: try args.require("--with-iv"), token: try args.require("--with-token"))
@@ -288,16 +303,29 @@ extension OpenShiftAgent {
         }
     }
 
-    /// `--with-ssh-keys`: `[{"key" (or "content"), "type", "comment"}, ...]`.
-    static func sshKeys(_ value: AgentValue?) throws(CartridgeDoFailure) -> [SSHKey] {
+    /// `--with-ssh-keys`: `[{"key", "type", "comment", "content", "login"}, ...]` (or that as JSON
+    /// text, from `mco rpc`). The key body is `bodyField` ("content" for batch add/remove,
+    /// "key" for replace, as the original read them), the other name as a fallback.
+    static func keyEntries(_ value: AgentValue?, bodyField: String) throws(CartridgeDoFailure) -> [KeyEntry] {
+        var value = value
+        if case .string(let text)? = value { value = try? AgentValue.parse(json: text) }
         guard case .array(let entries)? = value else {
-            throw CartridgeDoFailure(code: 2, message: "--with-ssh-keys must be an Array of {key, type, comment}")
+            throw CartridgeDoFailure(code: 2, message: "--with-ssh-keys must be an Array of {key, type, comment, content, login}")
         }
-        return try entries.map { entry throws(CartridgeDoFailure) -> SSHKey in
-            guard let key = entry["key"]?.string ?? entry["content"]?.string else {
-                throw CartridgeDoFailure(code: 2, message: "an ssh key entry has no key: \(entry)")
+        let otherField = bodyField == "key" ? "content" : "key"
+        return try entries.enumerated().map { (index, entry) throws(CartridgeDoFailure) -> KeyEntry in
+            guard case .hash = entry else {
+                throw CartridgeDoFailure(code: 2, message: "--with-ssh-keys entry \(index + 1) must be a Hash, not \(entry.typeName)")
             }
-            return SSHKey(type: entry["type"]?.string ?? "ssh-rsa", key: key, comment: entry["comment"]?.string ?? "")
+            // An empty field counts as absent, as the single-key options do.
+            func field(_ name: String) -> String? {
+                switch entry[name] {
+                case .string(let s)? where !s.isEmpty: return s
+                case .symbol(let s)? where !s.isEmpty: return s
+                default: return nil
+                }
+            }
+            return KeyEntry(type: field("type"), content: field(bodyField) ?? field(otherField), comment: field("comment"), login: field("login"))
         }
     }
 

@@ -1,3 +1,4 @@
+import Access
 import Containment
 import Crypto
 import Foundation
@@ -37,21 +38,19 @@ extension OpenShiftAgent {
         output(.hash([]))
     }
 
-    /// uuid → `["<comment>::<md5 hex of the key text>", ...]` from each gear's authorized_keys.
+    /// uuid → `["<last field>::<md5 hex of the second-to-last field>", ...]` from each gear's
+    /// authorized_keys, as the original computed it (key id and key body for the node's lines).
+    /// Principals are not reported, as in the original.
     func getAllGearsSSHKeys() -> AgentReply {
         var pairs: [AgentValue.Pair] = []
         for gear in context.gears.allGears().sorted(by: { $0.uuid < $1.uuid }) {
-            guard let lines = try? context.gears.sshKeys(gear.uuid) else { continue }
+            guard let file = try? context.keys.authorizedKeys(gear) else { continue }
             var keys: [AgentValue] = []
-            for line in lines {
-                // options? type key comment: the key is the field after the key type.
-                let fields = line.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
-                guard let typeIndex = fields.firstIndex(where: { $0.hasPrefix("ssh-") || $0.hasPrefix("ecdsa-") }),
-                      typeIndex + 1 < fields.count else { continue }
-                let key = fields[typeIndex + 1]
-                let comment = fields.count > typeIndex + 2 ? fields[(typeIndex + 2)...].joined(separator: " ") : ""
-                let digest = Insecure.MD5.hash(data: Array(key.utf8)).map { String(format: "%02x", $0) }.joined()
-                keys.append(.string("\(comment)::\(digest)"))
+            for line in file.lines {
+                let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+                guard fields.count >= 2 else { continue }
+                let digest = Insecure.MD5.hash(data: Array(fields[fields.count - 2].utf8)).map { String(format: "%02x", $0) }.joined()
+                keys.append(.string("\(fields[fields.count - 1])::\(digest)"))
             }
             if !keys.isEmpty { pairs.append(.init(.string(gear.uuid), .array(keys))) }
         }
