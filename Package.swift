@@ -12,6 +12,7 @@ let package = Package(
         .executable(name: "oo-gear-exec", targets: ["oo-gear-exec"]),
         .executable(name: "oo-devel-node", targets: ["oo-devel-node"]),
         .executable(name: "oo-admin-ctl-gears", targets: ["oo-admin-ctl-gears"]),
+        .executable(name: "gear", targets: ["gear"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
@@ -87,6 +88,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .target(name: "Access", dependencies: ["Gears", "Containment", "NodeConfig", .product(name: "Logging", package: "swift-log")]),
         .target(name: "NodeTestSupport", dependencies: ["NodeConfig", "Cartridges"]),
         .executableTarget(
             name: "openshift-node",
@@ -113,6 +115,8 @@ let package = Package(
             name: "oo-admin-ctl-gears",
             dependencies: ["NodeCLI", "Gears", "Frontend", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
+        // The in-gear `gear` command: runs as the gear's user, never as root.
+        .executableTarget(name: "gear", dependencies: ["Access", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "node-bench",
             dependencies: [
@@ -140,6 +144,7 @@ let package = Package(
             dependencies: ["Cartridges", "NodeConfig", "NodeTestSupport"],
             exclude: ["Fixtures"]
         ),
+        .testTarget(name: "SnapshotTests", dependencies: ["Access", "Gears", "Containment", "Cartridges", "NodeConfig", "NodeTestSupport"]),
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["Cartridges", "Containment", "NodeConfig", "NodeTestSupport"]
