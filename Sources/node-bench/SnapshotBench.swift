@@ -54,7 +54,7 @@ struct SnapshotBench: ParsableCommand {
         chown(work, gear.identity.uid, gear.identity.gid)
         print("node-bench snapshot: \(files) files, \(format1(Double(bytes) / 1e6)) MB of data in app-root/data; \(runs) runs, median shown")
 
-        var ours: [Double] = [], plain: [Double] = []
+        var ours: [Measured] = [], plain: [Measured] = []
         for _ in 0..<runs {
             ours.append(try timed(asGear + [gearTool, "snapshot"], environment: environment, stdin: "/dev/null", stdout: archive, directory: gear.home))
             plain.append(try timed(asGear + ["/bin/tar", "-czf", "-", "./snapbench"], environment: environment, stdin: "/dev/null",
@@ -79,13 +79,22 @@ struct SnapshotBench: ParsableCommand {
         for _ in 0..<runs {
             ours.append(try timed(asGear + [gearTool, "restore"], environment: environment, stdin: archive, stdout: "/dev/null", directory: gear.home))
         }
-        print(pad("restore over data", 20) + pad(format(median(ours)), 12) + "(the previous data moved aside and removed)")
+        print(pad("restore over data", 20) + "gear " + pad(format(median(ours.map(\.wall))), 10) + "cpu " + pad(format(median(ours.map(\.cpu))), 10)
+            + "(the previous data moved aside and removed)")
     }
 
-    func row(_ label: String, _ ours: [Double], _ plain: [Double], bytes: Int, note: String) {
-        let a = median(ours), b = median(plain)
-        print(pad(label, 20) + "gear " + pad(format(a), 10) + "tar " + pad(format(b), 10)
-            + "ratio " + pad(format1(a / b * 100) + "%", 9) + "gear \(format1(Double(bytes) / 1e6 / a)) MB/s  " + note)
+    struct Measured {
+        var wall: Double
+        /// User + system time of the command and every process it waited for.
+        var cpu: Double
+    }
+
+    func row(_ label: String, _ ours: [Measured], _ plain: [Measured], bytes: Int, note: String) {
+        let a = median(ours.map(\.wall)), b = median(plain.map(\.wall))
+        let ca = median(ours.map(\.cpu)), cb = median(plain.map(\.cpu))
+        print(pad(label, 10) + "wall: gear " + pad(format(a), 9) + "tar " + pad(format(b), 9) + pad(format1(a / b * 100) + "%", 8)
+            + "cpu: gear " + pad(format(ca), 9) + "tar " + pad(format(cb), 9) + pad(format1(ca / cb * 100) + "%", 8)
+            + "gear \(format1(Double(bytes) / 1e6 / a)) MB/s; " + note)
     }
 
     /// Empties a directory (as root, untimed).
@@ -94,7 +103,7 @@ struct SnapshotBench: ParsableCommand {
     }
 
     /// Runs argv with files as stdin/stdout; its wall time. A failure stops the benchmark.
-    func timed(_ argv: [String], environment: [String: String], stdin: String, stdout: String, directory: String) throws -> Double {
+    func timed(_ argv: [String], environment: [String: String], stdin: String, stdout: String, directory: String) throws -> Measured {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -112,12 +121,16 @@ struct SnapshotBench: ParsableCommand {
         let start = monotonicSeconds()
         var pid: pid_t = 0
         guard posix_spawn(&pid, argv[0], &actions, nil, cArgs, cEnv) == 0 else { throw ValidationError("cannot start \(argv)") }
-        let status = ProcessRunner.wait(pid)
+        var raw: Int32 = 0
+        var usage = rusage()
+        while wait4(pid, &raw, 0, &usage) < 0 && errno == EINTR {}
         let elapsed = monotonicSeconds() - start
+        let status = (raw & 0x7f) == 0 ? (raw >> 8) & 0xff : 128 + (raw & 0x7f)
         guard status == 0 else {
             throw ValidationError("\(argv.dropFirst(7).joined(separator: " ")) failed (\(status)): \(TestFiles.read("/tmp/node-bench-snapshot.err") ?? "")")
         }
-        return elapsed
+        let cpu = Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6 + Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
+        return Measured(wall: elapsed, cpu: cpu)
     }
 
     /// About `megabytes` MB: 60% in small files (512 B to 24 KB, text-like), the rest in three

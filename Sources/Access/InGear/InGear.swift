@@ -142,7 +142,12 @@ public struct InGear: Sendable {
     public var hasStopLock: Bool { access(stopLockPath, F_OK) == 0 }
 
     func setState(_ state: GearState) throws(AccessError) {
-        do throws(SystemError) { try FileSystem.writeAtomically(statePath, Array((state.rawValue + "\n").utf8), mode: 0o660) } catch { throw .system(error) }
+        // Whole or absent after a crash (temp + rename); not fsynced: the state is re-derived by the next start or stop.
+        do throws(SystemError) {
+            try FileSystem.writeAtomically(statePath, Array((state.rawValue + "\n").utf8), mode: 0o660, durable: false)
+        } catch {
+            throw .system(error)
+        }
     }
 
     func setStopLock(_ present: Bool) throws(AccessError) {
