@@ -127,3 +127,53 @@ struct RestoreTests {
         #expect(Tree.entries(fake.home) == before)
     }
 }
+
+@Suite("gear restore --restore-git-repo in a gear's layout (no root)", .timeLimit(.minutes(1)))
+struct GitRestoreTests {
+    @Test("the repository's objects and refs are replaced, its hooks kept, the archive's hooks never restored; the old repository name maps to the gear's")
+    func restoresRepository() throws {
+        let fake = try FakeGear()
+        defer { fake.remove() }
+        let repo = fake.home + "/git/myapp.git"
+        for directory in ["objects/aa", "refs/heads", "hooks"] { try TestFiles.makeDirectories(repo + "/" + directory) }
+        try TestFiles.write(repo + "/HEAD", "ref: refs/heads/old\n")
+        try TestFiles.write(repo + "/objects/aa/old", "old object")
+        try TestFiles.write(repo + "/refs/heads/old", "1111\n")
+        try TestFiles.write(repo + "/hooks/post-receive", "#!/bin/sh\nexec gear postreceive\n", mode: 0o755)
+        let top = "./0123abcd"
+        var tar = TarBuilder()
+        for directory in ["", "/git", "/git/oldname.git", "/git/oldname.git/objects", "/git/oldname.git/objects/bb", "/git/oldname.git/hooks",
+                          "/app-root", "/app-root/data"] { tar.directory(top + directory + "/") }
+        tar.file(top + "/git/oldname.git/HEAD", "ref: refs/heads/master\n")
+        tar.file(top + "/git/oldname.git/objects/bb/new", "new object")
+        tar.file(top + "/git/oldname.git/hooks/post-receive", "#!/bin/sh\ncurl evil\n", mode: 0o755)
+        tar.file(top + "/app-root/data/file", "data")
+        let archive = try Archives.gzip(tar.ended())
+
+        // Without --restore-git-repo the repository is left alone.
+        _ = try fake.restore(archive)
+        #expect(TestFiles.read(repo + "/HEAD") == "ref: refs/heads/old\n")
+        #expect(TestFiles.read(fake.home + "/app-root/data/file") == "data")
+
+        let said = try fake.restore(archive, includeGit: true)
+        #expect(said.contains("Restoring ~/git/myapp.git and ~/app-root/data"))
+        #expect(TestFiles.read(repo + "/HEAD") == "ref: refs/heads/master\n")
+        #expect(TestFiles.read(repo + "/objects/bb/new") == "new object")
+        #expect(!TestFiles.exists(repo + "/objects/aa/old") && !TestFiles.exists(repo + "/refs/heads/old"), "old objects and refs are gone")
+        #expect(TestFiles.read(repo + "/hooks/post-receive") == "#!/bin/sh\nexec gear postreceive\n", "the gear's hooks stay")
+        #expect(!TestFiles.exists(fake.home + "/git/oldname.git"))
+    }
+
+    @Test("--restore-git-repo on a gear without a repository is refused before anything changes")
+    func noRepository() throws {
+        let fake = try FakeGear()
+        defer { fake.remove() }
+        let before = Tree.entries(fake.home)
+        #expect {
+            _ = try fake.restore(try Archives.gzip(RestoreTests.snapshotArchive().ended()), includeGit: true)
+        } throws: { error in
+            (error as? AccessError)?.description.contains("has no git repository ~/git/myapp.git") == true
+        }
+        #expect(Tree.entries(fake.home) == before)
+    }
+}
