@@ -76,11 +76,12 @@ struct SnapshotBench: ParsableCommand {
         }
         row("restore", ours, plain, bytes: bytes, note: "into an empty app-root/data; plain tar extracts the whole archive")
         ours = []
+        plain = []
         for _ in 0..<runs {
             ours.append(try timed(asGear + [gearTool, "restore"], environment: environment, stdin: archive, stdout: "/dev/null", directory: gear.home))
+            plain.append(try timed(asGear + ["/bin/tar", "-xzf", "-"], environment: environment, stdin: archive, stdout: "/dev/null", directory: scratch))
         }
-        print(pad("restore over data", 20) + "gear " + pad(format(median(ours.map(\.wall))), 10) + "cpu " + pad(format(median(ours.map(\.cpu))), 10)
-            + "(the previous data moved aside and removed)")
+        row("restore", ours, plain, bytes: bytes, note: "over the previous restore (ours moves it aside and removes it; tar unlinks each file it replaces)")
     }
 
     struct Measured {
