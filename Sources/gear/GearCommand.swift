@@ -37,13 +37,13 @@ func processEnvironment() -> [String: String] {
 }
 
 /// Runs `body` on the calling gear; an error is printed as its sentence and becomes the exit code.
-func inGear(_ body: (InGear) throws(AccessError) -> Void) throws {
+func inGear(_ body: (InGear) throws(InGearError) -> Void) throws {
     // A closed SSH connection must not kill gear half way (a stopped gear would stay stopped):
     // the children get default dispositions back.
     signal(SIGPIPE, SIG_IGN)
     signal(SIGHUP, SIG_IGN)
     signal(SIGINT, SIG_IGN)
-    do throws(AccessError) {
+    do throws(InGearError) {
         try body(try InGear.current(environment: processEnvironment()))
     } catch {
         say("gear: \(error.description)")
@@ -52,7 +52,7 @@ func inGear(_ body: (InGear) throws(AccessError) -> Void) throws {
 }
 
 func control(_ action: GearController.Action, message: String?) throws {
-    try inGear { (gear: InGear) throws(AccessError) in
+    try inGear { (gear: InGear) throws(InGearError) in
         if let message { say(message) }
         let output = try GearController(gear: gear).run(action)
         if action == .status {
@@ -94,7 +94,7 @@ struct Snapshot: ParsableCommand {
     }
 
     func run() throws {
-        try inGear { (gear: InGear) throws(AccessError) in try GearSnapshot(gear: gear, say: say).run() }
+        try inGear { (gear: InGear) throws(InGearError) in try GearSnapshot(gear: gear, say: say).run() }
     }
 }
 
@@ -119,6 +119,6 @@ struct Restore: ParsableCommand {
 
     func run() throws {
         let git = restoreGitRepo || words.contains("INCLUDE_GIT")
-        try inGear { (gear: InGear) throws(AccessError) in try GearRestore(gear: gear, includeGit: git, say: say).run() }
+        try inGear { (gear: InGear) throws(InGearError) in try GearRestore(gear: gear, includeGit: git, say: say).run() }
     }
 }

@@ -9,8 +9,8 @@ struct ArchiveValidationTests {
     static let top = "./0123abcd"
 
     /// Every placement of an archive, or the refusal.
-    static func check(_ bytes: [UInt8], git: String? = nil, transforms: [String] = [], live: [String: String] = [:]) -> Result<[Placement], AccessError> {
-        do throws(AccessError) {
+    static func check(_ bytes: [UInt8], git: String? = nil, transforms: [String] = [], live: [String: String] = [:]) -> Result<[Placement], InGearError> {
+        do throws(InGearError) {
             var policy = ArchivePolicy(scope: RestoreScope(gitRepository: git), transforms: transforms.map { try! SedTransform($0) })
             let reader = TarReader(MemorySource(bytes))
             var placements: [Placement] = []
@@ -26,7 +26,7 @@ struct ArchiveValidationTests {
         }
     }
 
-    static func refusal(_ result: Result<[Placement], AccessError>) -> (member: String, reason: String)? {
+    static func refusal(_ result: Result<[Placement], InGearError>) -> (member: String, reason: String)? {
         if case .failure(.refused(let member, let reason)) = result { return (member, reason) }
         return nil
     }

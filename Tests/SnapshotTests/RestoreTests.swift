@@ -122,7 +122,7 @@ struct RestoreTests {
         #expect {
             _ = try fake.restore(try FileSystem.readBytes(source + "/a.tar.gz"))
         } throws: { error in
-            (error as? AccessError)?.description.contains("member './0123abcd/app-root/data/pipe': a fifo") == true
+            (error as? InGearError)?.description.contains("member './0123abcd/app-root/data/pipe': a fifo") == true
         }
         #expect(Tree.entries(fake.home) == before)
     }
@@ -172,7 +172,7 @@ struct GitRestoreTests {
         #expect {
             _ = try fake.restore(try Archives.gzip(RestoreTests.snapshotArchive().ended()), includeGit: true)
         } throws: { error in
-            (error as? AccessError)?.description.contains("has no git repository ~/git/myapp.git") == true
+            (error as? InGearError)?.description.contains("has no git repository ~/git/myapp.git") == true
         }
         #expect(Tree.entries(fake.home) == before)
     }

@@ -85,7 +85,7 @@ struct FakeGear {
     func remove() { TestFiles.remove(root) }
 
     /// Runs `gear restore` in this process with `archive` (gzip bytes) on its input.
-    func restore(_ archive: [UInt8], includeGit: Bool = false) throws(AccessError) -> [String] {
+    func restore(_ archive: [UInt8], includeGit: Bool = false) throws(InGearError) -> [String] {
         let path = root + "/archive.tar.gz"
         try! TestFiles.write(path, bytes: archive)
         let fd = open(path, O_RDONLY | O_CLOEXEC)

@@ -13,7 +13,7 @@ struct ChildProcess {
     let program: String
 
     /// `descriptors[i]` becomes the child's descriptor i (0, 1, 2).
-    static func start(_ argv: [String], environment: [String: String], descriptors: [Int32]) throws(AccessError) -> ChildProcess {
+    static func start(_ argv: [String], environment: [String: String], descriptors: [Int32]) throws(InGearError) -> ChildProcess {
         precondition(descriptors.count == 3 && argv.first?.hasPrefix("/") == true)
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
@@ -54,7 +54,7 @@ struct ChildProcess {
     }
 
     /// A pipe whose both ends are close-on-exec (the child gets its end through dup2).
-    static func pipe() throws(AccessError) -> (read: Int32, write: Int32) {
+    static func pipe() throws(InGearError) -> (read: Int32, write: Int32) {
         var fds: [Int32] = [0, 0]
         guard Glibc.pipe(&fds) == 0 else { throw .system(SystemError(step: "pipe", path: "", errno: errno)) }
         for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }

@@ -17,11 +17,11 @@ public struct GearController {
     /// Runs the action; the controls' output (stdout then stderr of each) is returned, or carried
     /// by the error of the first control that failed.
     @discardableResult
-    public func run(_ action: Action) throws(AccessError) -> String {
+    public func run(_ action: Action) throws(InGearError) -> String {
         var ordered = gear.startOrder
         if action == .stop { ordered.reverse() }
         var output = ""
-        var failure: AccessError?
+        var failure: InGearError?
         for cartridge in ordered where gear.hasControl(cartridge) {
             let result = try gear.control(action.rawValue, cartridge)
             output += result.stdout + result.stderr
@@ -47,7 +47,7 @@ public struct GearController {
 
     /// Every cartridge's `control <action>` for the snapshot and restore hooks (`pre-snapshot`,
     /// ...): cartridges without `bin/control` are skipped; a failing one stops the sequence.
-    func hook(_ action: String) throws(AccessError) -> String {
+    func hook(_ action: String) throws(InGearError) -> String {
         var output = ""
         for cartridge in gear.startOrder where gear.hasControl(cartridge) {
             let result = try gear.control(action, cartridge)
@@ -67,11 +67,11 @@ public struct GearController {
     }
 
     /// Stops the gear unless it is already down (`stopped` or `idle`: an idle gear stays idle).
-    func stopForMaintenance(say: (String) -> Void) throws(AccessError) -> Saved {
+    func stopForMaintenance(say: (String) -> Void) throws(InGearError) -> Saved {
         let saved = Saved(state: gear.state, stopLock: gear.hasStopLock, stopped: false)
         guard saved.state != .stopped && saved.state != .idle else { return saved }
         say("Stopping gear...")
-        do throws(AccessError) {
+        do throws(InGearError) {
             say(try run(.stop))
         } catch {
             // A failed stop leaves the gear as it was, as far as this command can tell.
@@ -83,7 +83,7 @@ public struct GearController {
     }
 
     /// Puts the gear back: started again if it was started, else its state and stop lock as before.
-    func resume(_ saved: Saved, say: (String) -> Void) throws(AccessError) {
+    func resume(_ saved: Saved, say: (String) -> Void) throws(InGearError) {
         guard saved.stopped else { return }
         if saved.state == .started {
             say("Starting gear...")

@@ -41,7 +41,7 @@ public struct GearRestore {
     var gitRepository: String? { includeGit ? "git/\(gearName).git" : nil }
 
     /// The cartridges' transforms (with `$VAR` and `${VAR}` from the environment), then the original's two.
-    public func transforms() throws(AccessError) -> [SedTransform] {
+    public func transforms() throws(InGearError) -> [SedTransform] {
         var expressions: [String] = []
         for (_, rules) in gear.snapshotRules { expressions += rules.transforms.map { Self.expand($0, gear.environment) } }
         expressions += ["s|\(gearName)/data|app-root/data|", "s|git/.*\\.git|git/\(gearName).git|"]
@@ -91,7 +91,7 @@ public struct GearRestore {
     // MARK: Phase 1
 
     /// Where the staging tree goes: the gear's `.tmp/<uuid>` (pam_namespace's instance) or `.tmp`.
-    func stagingBase() throws(AccessError) -> String {
+    func stagingBase() throws(InGearError) -> String {
         for candidate in [gear.home + "/.tmp/" + gear.uuid, gear.home + "/.tmp"] {
             var st = stat()
             if lstat(candidate, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR, access(candidate, W_OK | X_OK) == 0 { return candidate }
@@ -111,16 +111,16 @@ public struct GearRestore {
 
     /// Checks the whole archive from `input` and writes the restored scope into `staging`.
     /// Returns the directories' modes to apply once in place.
-    func stage(input: Int32, into staging: StagingTree, policy: inout ArchivePolicy) throws(AccessError) {
+    func stage(input: Int32, into staging: StagingTree, policy: inout ArchivePolicy) throws(InGearError) {
         let output = try ChildProcess.pipe()
         let errors: (read: Int32, write: Int32)
-        do throws(AccessError) { errors = try ChildProcess.pipe() } catch {
+        do throws(InGearError) { errors = try ChildProcess.pipe() } catch {
             close(output.read)
             close(output.write)
             throw error
         }
         let gzip: ChildProcess
-        do throws(AccessError) {
+        do throws(InGearError) {
             gzip = try ChildProcess.start(["/bin/gzip", "-dc"], environment: toolEnvironment, descriptors: [input, output.write, errors.write])
         } catch {
             for fd in [output.read, output.write, errors.read, errors.write] { close(fd) }
@@ -129,8 +129,8 @@ public struct GearRestore {
         close(output.write)
         close(errors.write)
         _ = fcntl(output.read, 1031 /* F_SETPIPE_SZ */, 1 << 20)
-        var failure: AccessError?
-        do throws(AccessError) {
+        var failure: InGearError?
+        do throws(InGearError) {
             let reader = TarReader(DescriptorSource(output.read, name: "the output of gzip -dc"), limits: limits)
             while let entry = try reader.next() {
                 switch try policy.admit(entry) {
@@ -193,7 +193,7 @@ public struct GearRestore {
 
     // MARK: Run
 
-    public func run(input: Int32 = 0) throws(AccessError) {
+    public func run(input: Int32 = 0) throws(InGearError) {
         // Phase 1: nothing of the gear changes.
         if let gitRepository {
             var st = stat()
@@ -204,9 +204,9 @@ public struct GearRestore {
         let scope = RestoreScope(gitRepository: gitRepository)
         for root in scope.roots {
             var st = stat()
-            let path = gear.home + "/" + display(root)
+            let path = gear.home + "/" + pathText(root)
             guard lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR, access(path, W_OK | X_OK) == 0 else {
-                throw .precondition("~/\(display(root)) is not a directory this gear can write; nothing was changed")
+                throw .precondition("~/\(pathText(root)) is not a directory this gear can write; nothing was changed")
             }
         }
         var policy = ArchivePolicy(scope: scope, transforms: try transforms())
@@ -218,7 +218,7 @@ public struct GearRestore {
         Self.removeStale(in: base)
         let staging = try StagingTree(root: base + "/gear-restore.\(getpid()).\(UInt32.random(in: 0...UInt32.max))")
         defer { staging.remove() }
-        do throws(AccessError) {
+        do throws(InGearError) {
             try stage(input: input, into: staging, policy: &policy)
             try policy.finish(live: liveLink)
         } catch {
@@ -231,26 +231,26 @@ public struct GearRestore {
         // Phase 2.
         let controller = GearController(gear: gear)
         let saved = try controller.stopForMaintenance(say: say)
-        var failure: AccessError?
-        do throws(AccessError) {
+        var failure: InGearError?
+        do throws(InGearError) {
             say(try controller.hook("pre-restore"))
             if includeGit { say("Removing old git repo: ~/\(gitRepository!)/") }
             say("Removing old data dir: ~/app-root/data/*")
             say(includeGit ? "Restoring ~/\(gitRepository!) and ~/app-root/data" : "Restoring ~/app-root/data")
             var swap = Swap(home: gear.home, staging: staging.root)
-            do throws(AccessError) {
+            do throws(InGearError) {
                 try swap.replace(scope: scope, gitRepository: gitRepository)
                 try staging.applyDirectoryAttributes(under: gear.home)
             } catch {
                 let rolledBack = swap.rollBack()
-                throw AccessError.restoreFailed(step: "putting the restored files in place", underlying: error.description, rolledBack: rolledBack)
+                throw InGearError.restoreFailed(step: "putting the restored files in place", underlying: error.description, rolledBack: rolledBack)
             }
             ensureDataLink()
             say(try controller.hook("post-restore"))
         } catch {
             failure = error
         }
-        do throws(AccessError) {
+        do throws(InGearError) {
             try controller.resume(saved, say: say)
         } catch {
             failure = failure ?? error
@@ -279,13 +279,13 @@ struct Swap {
         self.staging = staging
     }
 
-    private mutating func move(_ from: String, _ to: String) throws(AccessError) {
+    private mutating func move(_ from: String, _ to: String) throws(InGearError) {
         guard rename(from, to) == 0 else { throw .system(SystemError(step: "rename to \(to)", path: from, errno: errno)) }
         journal.append((from, to))
     }
 
     /// Moves a live entry aside (into the staging tree, removed at the end).
-    private mutating func discard(_ path: String) throws(AccessError) {
+    private mutating func discard(_ path: String) throws(InGearError) {
         if discarded == 0 { mkdir(staging + "/.old", 0o700) }
         var st = stat()
         // Moving a directory to another parent needs write permission on it (its `..` entry).
@@ -300,8 +300,8 @@ struct Swap {
     }
 
     /// Replaces each root's contents by the staged ones.
-    mutating func replace(scope: RestoreScope, gitRepository: String?) throws(AccessError) {
-        for root in scope.roots.map(display) {
+    mutating func replace(scope: RestoreScope, gitRepository: String?) throws(InGearError) {
+        for root in scope.roots.map(pathText) {
             let live = home + "/" + root
             if root == gitRepository {
                 // The original's `git/<app>.git/[^h]*/*`: hooks and top-level files stay (the latter are replaced if staged).
@@ -316,7 +316,7 @@ struct Swap {
         }
     }
 
-    private mutating func merge(_ staged: String, into live: String) throws(AccessError) {
+    private mutating func merge(_ staged: String, into live: String) throws(InGearError) {
         for name in FileSystem.entries(staged) ?? [] {
             let source = staged + "/" + name, target = live + "/" + name
             var st = stat()

@@ -37,7 +37,7 @@ public struct GearSnapshot {
                 if let pattern = Self.sanitizedExclusion(entry) {
                     excluded.append(pattern)
                 } else {
-                    say("Ignoring snapshot exclusion \(AccessError.quoted(entry)) of cartridge \(cartridge): not a path inside the gear")
+                    say("Ignoring snapshot exclusion \(InGearError.quoted(entry)) of cartridge \(cartridge): not a path inside the gear")
                 }
             }
         }
@@ -73,11 +73,11 @@ public struct GearSnapshot {
     }
 
     /// Streams the archive to `output` (stdout by default).
-    public func run(output: Int32 = 1) throws(AccessError) {
+    public func run(output: Int32 = 1) throws(InGearError) {
         let controller = GearController(gear: gear)
         let saved = try controller.stopForMaintenance(say: say)
-        var failure: AccessError?
-        do throws(AccessError) {
+        var failure: InGearError?
+        do throws(InGearError) {
             say(try controller.hook("pre-snapshot"))
             say("Creating and sending tar.gz")
             try writeArchive(output: output)
@@ -85,7 +85,7 @@ public struct GearSnapshot {
         } catch {
             failure = error
         }
-        do throws(AccessError) {
+        do throws(InGearError) {
             try controller.resume(saved, say: say)
         } catch {
             failure = failure ?? error
@@ -93,12 +93,12 @@ public struct GearSnapshot {
         if let failure { throw failure }
     }
 
-    func writeArchive(output: Int32) throws(AccessError) {
+    func writeArchive(output: Int32) throws(InGearError) {
         let errors = try ChildProcess.pipe()
         let devNull = open("/dev/null", O_RDONLY | O_CLOEXEC)
         defer { close(devNull) }
         let tar: ChildProcess
-        do throws(AccessError) {
+        do throws(InGearError) {
             tar = try ChildProcess.start(tarArguments, environment: toolEnvironment, descriptors: [devNull, output, errors.write])
         } catch {
             close(errors.read)

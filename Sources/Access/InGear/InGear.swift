@@ -41,7 +41,7 @@ public struct InGear: Sendable {
     }
 
     /// The gear of the calling process; refused for root and for users without a home.
-    public static func current(environment: [String: String]) throws(AccessError) -> InGear {
+    public static func current(environment: [String: String]) throws(InGearError) -> InGear {
         let uid = getuid()
         guard uid != 0 && geteuid() != 0 else {
             throw .notAGear(reason: "gear runs as a gear's user, never as root (it is run inside the gear, over SSH)")
@@ -120,7 +120,7 @@ public struct InGear: Sendable {
 
     /// Runs `bin/control <action>` of a cartridge as this process (the gear), from its directory,
     /// with its environment; output captured (bounded), a time limit.
-    public func control(_ action: String, _ cartridge: InGearCartridge) throws(AccessError) -> Spawner.Result {
+    public func control(_ action: String, _ cartridge: InGearCartridge) throws(InGearError) -> Spawner.Result {
         do throws(SystemError) {
             return try Spawner.run([cartridge.directory + "/bin/control", action], environment: environment(for: cartridge),
                                    directory: cartridge.directory, timeoutSeconds: hookTimeoutSeconds)
@@ -141,7 +141,7 @@ public struct InGear: Sendable {
 
     public var hasStopLock: Bool { access(stopLockPath, F_OK) == 0 }
 
-    func setState(_ state: GearState) throws(AccessError) {
+    func setState(_ state: GearState) throws(InGearError) {
         // Whole or absent after a crash (temp + rename); not fsynced: the state is re-derived by the next start or stop.
         do throws(SystemError) {
             try FileSystem.writeAtomically(statePath, Array((state.rawValue + "\n").utf8), mode: 0o660, durable: false)
@@ -150,7 +150,7 @@ public struct InGear: Sendable {
         }
     }
 
-    func setStopLock(_ present: Bool) throws(AccessError) {
+    func setStopLock(_ present: Bool) throws(InGearError) {
         if present {
             let fd = open(stopLockPath, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o644)
             guard fd >= 0 else { throw .system(SystemError(step: "create", path: stopLockPath, errno: errno)) }

@@ -64,7 +64,7 @@ public struct ArchivePolicy {
     static let slash = UInt8(ascii: "/")
 
     /// Checks a name's shape and returns its home-relative path (empty for the top directory).
-    mutating func relative(_ name: [UInt8], member: String, what: String) throws(AccessError) -> [UInt8] {
+    mutating func relative(_ name: [UInt8], member: String, what: String) throws(InGearError) -> [UInt8] {
         guard !name.isEmpty else { throw .refused(member: member, reason: "an empty \(what)") }
         guard name.first != Self.slash else { throw .refused(member: member, reason: "an absolute \(what)") }
         var components: [ArraySlice<UInt8>] = []
@@ -79,7 +79,7 @@ public struct ArchivePolicy {
         guard let top = components.first else { throw .refused(member: member, reason: "its \(what) names no directory (not under ./<gear>/)") }
         if let topDirectory {
             guard top.elementsEqual(topDirectory) else {
-                throw .refused(member: member, reason: "its \(what) is not under the archive's top directory ./\(display(topDirectory))/ (the archive must hold one gear)")
+                throw .refused(member: member, reason: "its \(what) is not under the archive's top directory ./\(pathText(topDirectory))/ (the archive must hold one gear)")
             }
         } else {
             topDirectory = Array(top)
@@ -92,7 +92,7 @@ public struct ArchivePolicy {
     }
 
     /// Home-relative path of a member or hard link target: checked as stored, transformed, checked again.
-    mutating func path(of name: [UInt8], member: String, what: String, _ applies: (SedTransform) -> Bool) throws(AccessError) -> [UInt8] {
+    mutating func path(of name: [UInt8], member: String, what: String, _ applies: (SedTransform) -> Bool) throws(InGearError) -> [UInt8] {
         _ = try relative(name, member: member, what: what)
         let result = transformed(name, applies)
         return try relative(result, member: member, what: what + (result == name ? "" : " after the restore transforms"))
@@ -105,7 +105,7 @@ public struct ArchivePolicy {
     }
 
     /// The placement of one member, or the reason it is refused.
-    public mutating func admit(_ entry: TarEntry) throws(AccessError) -> Placement {
+    public mutating func admit(_ entry: TarEntry) throws(InGearError) -> Placement {
         let member = entry.displayName
         memberCount += 1
         switch entry.kind {
@@ -127,10 +127,10 @@ public struct ArchivePolicy {
         }
         for prefix in Self.properPrefixes(path) {
             if symlinks[prefix] != nil {
-                throw .refused(member: member, reason: "lies under the symbolic link member \(AccessError.quoted(display(prefix))) (it would be written through a link)")
+                throw .refused(member: member, reason: "lies under the symbolic link member \(InGearError.quoted(pathText(prefix))) (it would be written through a link)")
             }
             if let kind = kinds[prefix], kind != .directory {
-                throw .refused(member: member, reason: "lies under the member \(AccessError.quoted(display(prefix))), which is not a directory")
+                throw .refused(member: member, reason: "lies under the member \(InGearError.quoted(pathText(prefix))), which is not a directory")
             }
             parents.insert(prefix)
         }
@@ -145,7 +145,7 @@ public struct ArchivePolicy {
             if inScope {
                 guard !target.isEmpty else { throw .refused(member: member, reason: "a symbolic link with an empty target") }
                 guard target.first != Self.slash else {
-                    throw .refused(member: member, reason: "a symbolic link to the absolute path \(AccessError.quoted(display(target)))")
+                    throw .refused(member: member, reason: "a symbolic link to the absolute path \(InGearError.quoted(pathText(target)))")
                 }
                 scopedSymlinks[path] = target
             }
@@ -153,10 +153,10 @@ public struct ArchivePolicy {
             let target = try self.path(of: entry.linkName, member: member, what: "hard link target", \.appliesToHardLinks)
             if inScope {
                 guard scopedFiles.contains(target) else {
-                    throw .refused(member: member, reason: "a hard link to \(AccessError.quoted(display(target))), which is not an earlier regular file inside the restored part of the archive")
+                    throw .refused(member: member, reason: "a hard link to \(InGearError.quoted(pathText(target))), which is not an earlier regular file inside the restored part of the archive")
                 }
             } else if kinds[target] == nil {
-                throw .refused(member: member, reason: "a hard link to \(AccessError.quoted(display(target))), which is not an earlier member")
+                throw .refused(member: member, reason: "a hard link to \(InGearError.quoted(pathText(target))), which is not an earlier member")
             }
         case .file:
             if inScope { scopedFiles.insert(path) }
@@ -181,19 +181,19 @@ public struct ArchivePolicy {
     /// The checks that need the whole archive: it had a top directory, and no symbolic link of
     /// the scope leaves the gear, following links of the archive (inside the scope, where the
     /// archive's replace the gear's) and of the gear (outside it), at most 40 of them.
-    public func finish(live: LiveLinks) throws(AccessError) {
+    public func finish(live: LiveLinks) throws(InGearError) {
         guard topDirectory != nil else { throw .refused(member: "", reason: "the archive has no members") }
         for (path, target) in scopedSymlinks.sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) {
             var directory = Array(path.split(separator: Self.slash).dropLast().map(Array.init))
             var pending = target.split(separator: Self.slash, omittingEmptySubsequences: true).map(Array.init)
             var hops = 0
-            let member = "./" + display(topDirectory! + [Self.slash] + path)
+            let member = "./" + pathText(topDirectory! + [Self.slash] + path)
             while !pending.isEmpty {
                 let component = pending.removeFirst()
                 if component == [UInt8(ascii: ".")] { continue }
                 if component == [UInt8(ascii: "."), UInt8(ascii: ".")] {
                     guard !directory.isEmpty else {
-                        throw .refused(member: member, reason: "a symbolic link to \(AccessError.quoted(display(target))), which leaves the gear")
+                        throw .refused(member: member, reason: "a symbolic link to \(InGearError.quoted(pathText(target))), which leaves the gear")
                     }
                     directory.removeLast()
                     continue
@@ -208,7 +208,7 @@ public struct ArchivePolicy {
                 hops += 1
                 guard hops <= 40 else { throw .refused(member: member, reason: "a symbolic link through more than 40 links") }
                 guard link.first != Self.slash else {
-                    throw .refused(member: member, reason: "a symbolic link to \(AccessError.quoted(display(target))), which leaves the gear through the link \(AccessError.quoted(display(joined))) to an absolute path")
+                    throw .refused(member: member, reason: "a symbolic link to \(InGearError.quoted(pathText(target))), which leaves the gear through the link \(InGearError.quoted(pathText(joined))) to an absolute path")
                 }
                 pending = link.split(separator: Self.slash, omittingEmptySubsequences: true).map(Array.init) + pending
             }

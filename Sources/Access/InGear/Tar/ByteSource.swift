@@ -7,7 +7,7 @@ import Glibc
 /// Where a `TarReader` reads from: a pipe (gzip's output) or bytes in memory (tests).
 public protocol ByteSource: AnyObject {
     /// Reads up to `buffer.count` bytes; 0 at the end.
-    func read(into buffer: UnsafeMutableRawBufferPointer) throws(AccessError) -> Int
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws(InGearError) -> Int
 }
 
 /// Bytes in memory.
@@ -17,7 +17,7 @@ public final class MemorySource: ByteSource {
 
     public init(_ bytes: [UInt8]) { self.bytes = bytes }
 
-    public func read(into buffer: UnsafeMutableRawBufferPointer) throws(AccessError) -> Int {
+    public func read(into buffer: UnsafeMutableRawBufferPointer) throws(InGearError) -> Int {
         let n = min(buffer.count, bytes.count - position)
         guard n > 0 else { return 0 }
         bytes.withUnsafeBytes { buffer.baseAddress!.copyMemory(from: $0.baseAddress! + position, byteCount: n) }
@@ -36,7 +36,7 @@ public final class DescriptorSource: ByteSource {
         self.name = name
     }
 
-    public func read(into buffer: UnsafeMutableRawBufferPointer) throws(AccessError) -> Int {
+    public func read(into buffer: UnsafeMutableRawBufferPointer) throws(InGearError) -> Int {
         while true {
             let n = Glibc.read(fd, buffer.baseAddress, buffer.count)
             if n >= 0 { return n }

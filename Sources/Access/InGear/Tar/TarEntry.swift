@@ -25,7 +25,7 @@ public struct TarEntry: Sendable, Equatable {
         self.modificationTime = modificationTime
     }
 
-    public var displayName: String { display(name) }
+    public var displayName: String { pathText(name) }
 }
 
 /// What a reader accepts before it allocates: bounded names, meta headers, member count and

@@ -37,7 +37,7 @@ public final class TarReader {
 
     /// Makes at least `count` bytes available (count <= buffer size); false when the stream
     /// ends first.
-    private func fill(_ count: Int) throws(AccessError) -> Bool {
+    private func fill(_ count: Int) throws(InGearError) -> Bool {
         while end - start < count {
             if sourceEnded { return false }
             if start > 0 && (buffer.count - start < count || start == end) {
@@ -52,7 +52,7 @@ public final class TarReader {
         return true
     }
 
-    private func consume(_ count: Int) throws(AccessError) {
+    private func consume(_ count: Int) throws(InGearError) {
         start += count
         offset += Int64(count)
         guard offset <= limits.totalBytes else {
@@ -60,12 +60,12 @@ public final class TarReader {
         }
     }
 
-    private func truncated(_ what: String) -> AccessError {
+    private func truncated(_ what: String) -> InGearError {
         .refused(member: current, reason: "the archive is truncated (it ends \(what), at byte \(offset + Int64(end - start)))")
     }
 
     /// Skips `count` bytes of the stream.
-    private func skip(_ count: Int64, _ what: String) throws(AccessError) {
+    private func skip(_ count: Int64, _ what: String) throws(InGearError) {
         var left = count
         while left > 0 {
             if end == start { guard try fill(1) else { throw truncated(what) } }
@@ -76,7 +76,7 @@ public final class TarReader {
     }
 
     /// Reads a meta record of `size` bytes (and its padding) into memory.
-    private func readRecord(_ size: Int64, kind: String) throws(AccessError) -> [UInt8] {
+    private func readRecord(_ size: Int64, kind: String) throws(InGearError) -> [UInt8] {
         guard size >= 0, size <= Int64(limits.metaHeaderBytes) else {
             throw .refused(member: current, reason: "a \(kind) of \(size) bytes is larger than the limit of \(limits.metaHeaderBytes)")
         }
@@ -99,9 +99,9 @@ public final class TarReader {
     // MARK: Members
 
     /// The next member, or nil after the end-of-archive marker.
-    public func next() throws(AccessError) -> TarEntry? {
+    public func next() throws(InGearError) -> TarEntry? {
         guard !finished else { return nil }
-        try skip(remainingData + Int64(remainingPadding), "inside the data of \(AccessError.quoted(current))")
+        try skip(remainingData + Int64(remainingPadding), "inside the data of \(InGearError.quoted(current))")
         remainingData = 0
         remainingPadding = 0
         var longName: [UInt8]?
@@ -172,7 +172,7 @@ public final class TarReader {
             current = entry.displayName
             if let size = pax["size"] {
                 guard let value = Int64(String(decoding: size, as: UTF8.self)), value >= 0 else {
-                    throw .refused(member: current, reason: "pax size \(display(size)) is not a number")
+                    throw .refused(member: current, reason: "pax size \(pathText(size)) is not a number")
                 }
                 entry.size = value
             }
@@ -195,7 +195,7 @@ public final class TarReader {
             remainingData = entry.size
             remainingPadding = Self.padding(Int(entry.size % 512))
             if entry.kind != .file {
-                try skip(remainingData + Int64(remainingPadding), "inside the data of \(AccessError.quoted(current))")
+                try skip(remainingData + Int64(remainingPadding), "inside the data of \(InGearError.quoted(current))")
                 remainingData = 0
                 remainingPadding = 0
             }
@@ -204,15 +204,15 @@ public final class TarReader {
     }
 
     /// Streams the current member's data (a regular file) to `body`, in chunks.
-    public func readData(_ body: (UnsafeRawBufferPointer) throws(AccessError) -> Void) throws(AccessError) {
+    public func readData(_ body: (UnsafeRawBufferPointer) throws(InGearError) -> Void) throws(InGearError) {
         while remainingData > 0 {
-            if end == start { guard try fill(1) else { throw truncated("inside the data of \(AccessError.quoted(current))") } }
+            if end == start { guard try fill(1) else { throw truncated("inside the data of \(InGearError.quoted(current))") } }
             let n = Int(min(remainingData, Int64(end - start)))
             try body(UnsafeRawBufferPointer(rebasing: buffer[start..<(start + n)]))
             try consume(n)
             remainingData -= Int64(n)
         }
-        try skip(Int64(remainingPadding), "inside the data of \(AccessError.quoted(current))")
+        try skip(Int64(remainingPadding), "inside the data of \(InGearError.quoted(current))")
         remainingPadding = 0
     }
 
@@ -240,7 +240,7 @@ public final class TarReader {
         }
     }
 
-    static func header(_ block: UnsafeRawBufferPointer, at offset: Int64, limits: TarLimits) throws(AccessError) -> Header {
+    static func header(_ block: UnsafeRawBufferPointer, at offset: Int64, limits: TarLimits) throws(InGearError) -> Header {
         let field = { (range: Range<Int>) -> [UInt8] in Array(block[range]) }
         let magic = field(257..<263)
         let version = field(263..<265)
@@ -248,10 +248,10 @@ public final class TarReader {
         let gnu = magic == Array("ustar ".utf8) && version == [UInt8(ascii: " "), 0]
         let rawName = trimmingNULs(field(0..<100))
         guard posix || gnu else {
-            throw .refused(member: display(rawName), reason: "not a ustar or GNU tar header at byte \(offset) (corrupt archive)")
+            throw .refused(member: pathText(rawName), reason: "not a ustar or GNU tar header at byte \(offset) (corrupt archive)")
         }
         guard let stored = try? number(field(148..<156)) else {
-            throw .refused(member: display(rawName), reason: "unreadable header checksum at byte \(offset)")
+            throw .refused(member: pathText(rawName), reason: "unreadable header checksum at byte \(offset)")
         }
         var unsigned: Int64 = 0
         var signed: Int64 = 0
@@ -261,20 +261,20 @@ public final class TarReader {
             signed += Int64(Int8(bitPattern: value))
         }
         guard stored == unsigned || stored == signed else {
-            throw .refused(member: display(rawName), reason: "bad header checksum at byte \(offset) (corrupt archive)")
+            throw .refused(member: pathText(rawName), reason: "bad header checksum at byte \(offset) (corrupt archive)")
         }
         var name = rawName
         if posix {
             let prefix = trimmingNULs(field(345..<500))
             if !prefix.isEmpty { name = prefix + [UInt8(ascii: "/")] + name }
         }
-        func numeric(_ range: Range<Int>, _ what: String) throws(AccessError) -> Int64 {
+        func numeric(_ range: Range<Int>, _ what: String) throws(InGearError) -> Int64 {
             do throws(BadNumber) { return try number(field(range)) } catch {
-                throw .refused(member: display(name), reason: "unreadable \(what) field at byte \(offset)")
+                throw .refused(member: pathText(name), reason: "unreadable \(what) field at byte \(offset)")
             }
         }
         let size = try numeric(124..<136, "size")
-        guard size >= 0 else { throw .refused(member: display(name), reason: "negative size") }
+        guard size >= 0 else { throw .refused(member: pathText(name), reason: "negative size") }
         return Header(name: name, linkName: trimmingNULs(field(157..<257)), mode: UInt32(truncatingIfNeeded: try numeric(100..<108, "mode")),
                       size: size, mtime: (try? number(field(136..<148))) ?? 0, type: block[156])
     }
@@ -324,7 +324,7 @@ public final class TarReader {
     }
 
     /// `<length> <key>=<value>\n` records.
-    static func paxRecords(_ bytes: [UInt8], limits: TarLimits) throws(AccessError) -> [(key: String, value: [UInt8])] {
+    static func paxRecords(_ bytes: [UInt8], limits: TarLimits) throws(InGearError) -> [(key: String, value: [UInt8])] {
         var records: [(key: String, value: [UInt8])] = []
         var index = 0
         while index < bytes.count {

@@ -4,9 +4,10 @@ import NodeConfig
 import Glibc
 #endif
 
-/// What can go wrong in the `gear` command inside a gear. Each case names what and where; the
+/// What can go wrong in the `gear` command inside a gear (a name of its own: the Access module also
+/// holds the node-side key code with its own error type). Each case names what and where; the
 /// command prints `description` and exits with `kind.exitCode`.
-public enum AccessError: NodeError, Equatable {
+public enum InGearError: NodeError, Equatable {
     /// The archive was refused; `member` names the tar member (empty when the stream itself is
     /// at fault). Nothing was changed.
     case refused(member: String, reason: String)
@@ -71,4 +72,4 @@ public enum AccessError: NodeError, Equatable {
 }
 
 /// Bytes of a path (names in archives are bytes, not necessarily UTF-8), shown as text.
-func display(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }
+func pathText(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }
