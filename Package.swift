@@ -13,6 +13,7 @@ let package = Package(
         .executable(name: "oo-trap-user", targets: ["oo-trap-user"]),
         .executable(name: "oo-devel-node", targets: ["oo-devel-node"]),
         .executable(name: "oo-admin-ctl-gears", targets: ["oo-admin-ctl-gears"]),
+        .executable(name: "gear", targets: ["gear"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
@@ -92,6 +93,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .target(name: "Access", dependencies: ["Gears", "Containment", "NodeConfig", .product(name: "Logging", package: "swift-log")]),
         .target(name: "NodeTestSupport", dependencies: ["NodeConfig", "Cartridges"]),
         .executableTarget(
             name: "openshift-node",
@@ -118,6 +120,8 @@ let package = Package(
             name: "oo-admin-ctl-gears",
             dependencies: ["NodeCLI", "Gears", "Frontend", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
+        // The in-gear `gear` command: runs as the gear's user, never as root.
+        .executableTarget(name: "gear", dependencies: ["Access", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "node-bench",
             dependencies: [
@@ -146,6 +150,7 @@ let package = Package(
             dependencies: ["Cartridges", "NodeConfig", "NodeTestSupport"],
             exclude: ["Fixtures"]
         ),
+        .testTarget(name: "SnapshotTests", dependencies: ["Access", "Gears", "Containment", "Cartridges", "NodeConfig", "NodeTestSupport"]),
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["Cartridges", "Containment", "NodeConfig", "NodeTestSupport"]

@@ -103,3 +103,27 @@ extension GearManager {
         }
     }
 }
+
+/// What a cartridge's `managed_files.yml` says about snapshots: `snapshot_exclusions` (home-relative
+/// tar patterns) and `restore_transforms` (sed `s` expressions for member names). Both are returned
+/// unprocessed, as the original did; the in-gear `gear` command sanitises and applies them.
+public struct SnapshotRules: Sendable, Equatable {
+    public var exclusions: [String] = []
+    public var transforms: [String] = []
+
+    public init(exclusions: [String] = [], transforms: [String] = []) {
+        self.exclusions = exclusions
+        self.transforms = transforms
+    }
+
+    /// The rules in a `managed_files.yml` text (symbol keys such as `:snapshot_exclusions` too);
+    /// empty when the text is not a YAML mapping.
+    public init(managedFilesYAML text: String) {
+        guard let value = try? ManifestValue.parse(yaml: text), let map = value.map else { return }
+        func strings(_ key: String) -> [String] {
+            ((map[key] ?? map[":" + key])?.stringList ?? []).map(\.trimmingWhitespace).filter { !$0.isEmpty }
+        }
+        exclusions = strings("snapshot_exclusions")
+        transforms = strings("restore_transforms")
+    }
+}
