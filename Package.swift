@@ -93,7 +93,6 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .target(name: "Access", dependencies: ["Gears", "Containment", "NodeConfig", .product(name: "Logging", package: "swift-log")]),
         .target(name: "NodeTestSupport", dependencies: ["NodeConfig", "Cartridges"]),
         .executableTarget(
             name: "openshift-node",
