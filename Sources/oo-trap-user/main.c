@@ -669,7 +669,6 @@ static void git(const char *command, int count, char **words) {
     char program[64];
     snprintf(program, sizeof program, "/usr/bin/%s", command);
     char *argv[] = {(char *)command, real, NULL};
-    audit();
     run(program, argv);
 }
 
@@ -783,7 +782,6 @@ static void tail(int count, char **words) {
     }
     if (files == 0) DIE(EXIT_TAIL_NO_MATCH, "Could not find any files matching glob");
     argv[argc] = NULL;
-    audit();
     run("/usr/bin/tail", argv);
 }
 
@@ -795,7 +793,6 @@ static void gear_tool(char **arguments, int count) {
     argv[0] = "gear";
     for (int i = 0; i < count; i++) argv[i + 1] = arguments[i];
     argv[count + 1] = NULL;
-    audit();
     run(program, argv);
 }
 
@@ -860,7 +857,6 @@ static void interactive(void) {
     char rcfile[32];
     snprintf(rcfile, sizeof rcfile, "/dev/fd/%d", fd);
     char *argv[] = {"bash", "--noprofile", "--rcfile", rcfile, "-i", NULL};
-    audit();
     run("/bin/bash", argv);
 }
 
@@ -903,24 +899,20 @@ static void dispatch(int count, char **words) {
         if (access("/usr/bin/quota", X_OK) != 0)
             DIE(EXIT_EXEC, "quota is not installed on this node (/usr/bin/quota): the gear's disk use cannot be shown");
         char *argv[] = {"quota", "--always-resolve", NULL};
-        audit();
         run("/usr/bin/quota", argv);
     }
     if (!strcmp(command, "true")) {
         char *argv[] = {"true", NULL};
-        audit();
         run("/bin/true", argv);
     }
     if (count == 1 && !strcmp(command, "/usr/lib/openssh/sftp-server")) {
         char *argv[] = {"sftp-server", NULL};
-        audit();
         run("/usr/lib/openssh/sftp-server", argv);
     }
     char what[256];
     escape_for_log(command, what, sizeof what);
     char message[512];
     snprintf(message, sizeof message, "command not allowed: '%s'", what);
-    audit();
     refuse(message);
 }
 
@@ -1011,12 +1003,13 @@ int main(int argc, char **argv) {
     umask(umask_value);
 
     session.command = command;
+    audit(); /* every login, refused ones included, before anything is decided */
     if (!command) interactive();
-    if (strlen(command) > COMMAND_LIMIT) { audit(); refuse("the command is longer than 64 KiB"); }
+    if (strlen(command) > COMMAND_LIMIT) { refuse("the command is longer than 64 KiB"); }
     char *user_buffer = checked_malloc(strlen(command) + 1);
     static char *user_words[MAX_WORDS];
     int user_count = split_words(command, user_words, user_buffer);
-    if (user_count < 0) { audit(); refuse("the command has an unterminated quote or too many words"); }
+    if (user_count < 0) { refuse("the command has an unterminated quote or too many words"); }
     dispatch(user_count, user_words);
     return EXIT_REFUSED;
 }
