@@ -32,10 +32,11 @@ struct SSHBench: ParsableCommand {
         try TestFiles.write(trap, bytes: try FileSystem.readBytes(siblingPath("oo-trap-user"), limit: 64 << 20), mode: 0o755)
         chmod(trap, 0o755)
         let nodeConf = work + "/node.conf"
-        let settings = "GEAR_MIN_UID=48900\nGEAR_MAX_UID=48999\nGEAR_SHELL=\(trap)\nOPENSHIFT_CGROUP_ROOT=openshift-bench\nSYSLOG_GEAR_LOGIN=true\n"
+        let gearBase = work + "/gears"
+        let settings = "GEAR_BASE_DIR=\(gearBase)\nGEAR_MIN_UID=48900\nGEAR_MAX_UID=48999\nGEAR_SHELL=\(trap)\n"
+            + "OPENSHIFT_CGROUP_ROOT=openshift-ssh-bench\nSYSLOG_GEAR_LOGIN=true\n"
         try TestFiles.write(nodeConf, settings)
         let configuration = try NodeConfiguration(parsing: settings, file: nodeConf)
-        let gearBase = work + "/gears"
         mkdir(gearBase, 0o755)
         chmod(gearBase, 0o755)
         let cartridges = String(#filePath.split(separator: "/Sources/", omittingEmptySubsequences: false)[0]) + "/cartridges"
@@ -54,7 +55,7 @@ struct SSHBench: ParsableCommand {
         defer {
             _ = try? manager.destroy(trapped.uuid)
             _ = try? manager.destroy(plain.uuid)
-            if let hierarchy = CgroupHierarchy.detect(), let parent = try? GearCgroup(hierarchy: hierarchy, parent: "", name: "openshift-bench") {
+            if let hierarchy = CgroupHierarchy.detect(), let parent = try? GearCgroup(hierarchy: hierarchy, parent: "", name: "openshift-ssh-bench") {
                 for directory in parent.directories { rmdir(directory) }
             }
         }

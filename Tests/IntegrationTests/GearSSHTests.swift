@@ -316,6 +316,35 @@ struct GearSSHTests {
     }
 }
 
+/// What the gear shell does before it knows whose login it is.
+@Suite("the gear shell's configuration and arguments")
+struct GearShellStartTests {
+    @Test("a malformed node.conf stops every login with 'Error in node configuration' on stderr and exit 2")
+    func malformedConfiguration() throws {
+        let scratch = TestFiles.temporaryDirectory("trap-conf")
+        defer { TestFiles.remove(scratch) }
+        for text in ["GEAR_BASE_DIR=/a b\n", "just words\n", "SYSLOG_GEAR_LOGIN=maybe\n", "X=\"unterminated\n", "9X=1\n"] {
+            try TestFiles.write(scratch + "/node.conf", text)
+            let result = try ProcessRunner.node("oo-trap-user", ["-c", "true"], environment: ["OPENSHIFT_NODE_CONF": scratch + "/node.conf"])
+            #expect(result.status == 2 && result.stdout.isEmpty, "\(text): \(result.status) \(result.stdout)")
+            #expect(result.stderr.hasPrefix("oo-trap-user: Error in node configuration"), "\(text): \(result.stderr)")
+        }
+        try TestFiles.write(scratch + "/node.conf", "# fine\nexport OPENSHIFT_CGROUP_ROOT=\"/openshift\" # comment\nSYSLOG_GEAR_LOGIN='false'\n")
+        let good = try ProcessRunner.node("oo-trap-user", ["-c", "true"], environment: ["OPENSHIFT_NODE_CONF": scratch + "/node.conf"])
+        #expect(good.status != 2, "a valid file is accepted: \(good.stderr)")
+    }
+
+    @Test("the gear shell is only a login shell (no argument, or -c COMMAND), and only for gear accounts")
+    func onlyAsALoginShell() throws {
+        let other = try ProcessRunner.node("oo-trap-user", ["--help"])
+        #expect(other.status == 126 && other.stdout.isEmpty && other.stderr.contains("runs as a login shell"), "\(other.stderr)")
+        if geteuid() == 0 {
+            let root = try ProcessRunner.node("oo-trap-user", ["-c", "true"], environment: ["OPENSHIFT_NODE_CONF": "/nonexistent/node.conf"])
+            #expect(root.status == 1 && root.stderr.contains("account root (uid 0, home /root) is not a gear of this node"), "\(root.stderr)")
+        }
+    }
+}
+
 /// A node-mode node for SSH tests: its gear base under `SSHServer.testBase` (sshd's StrictModes
 /// refuses homes under /tmp), the trap copied to `<root>/bin/oo-trap-user` with a stand-in `gear`
 /// beside it, a node.conf whose GEAR_SHELL is that copy, and a running sshd.
