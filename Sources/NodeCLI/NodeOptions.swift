@@ -31,10 +31,13 @@ public struct NodeOptions: ParsableArguments, Sendable {
         return nil
     }
 
+    /// The node.conf these options name (it may not exist: then every key has its default).
+    public var configFile: String { config.map(absolute) ?? PathLayout.defaultConfigFile(root: effectiveRoot) }
+
     /// Loads the configuration and builds the path layout.
     public func layout() throws -> PathLayout {
         let root = effectiveRoot
-        let file = config.map(absolute) ?? PathLayout.defaultConfigFile(root: root)
+        let file = configFile
         let configuration: NodeConfiguration
         do {
             configuration = try NodeConfiguration.load(file: file, missingIsDefault: config == nil)

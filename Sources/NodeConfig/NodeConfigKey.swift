@@ -107,6 +107,8 @@ extension NodeConfigKey {
         .init("GEAR_SHELL", "/usr/bin/oo-trap-user", .path, "Login shell of gear users."),
         .init("KRB5_CONFIG_FILE", "/etc/krb5.conf", .path,
               "MIT Kerberos configuration; k5login_directory in its [libdefaults] puts gears' k5login files there (else ~/.k5login)."),
+        .init("SYSLOG_GEAR_LOGIN", "true", .boolean,
+              "oo-trap-user logs each SSH login to a gear (login, source address, gear, command) to syslog."),
         .init("GEAR_GECOS", "OpenShift guest", .string, "GECOS field that marks gear accounts."),
         .init("GEAR_SUPPLEMENTARY_GROUPS", "", .list, "Extra groups for gear users, comma separated."),
         .init("GEAR_MIN_UID", "1000", .integer, "Lowest uid of a gear when the broker sends none.", .uid),

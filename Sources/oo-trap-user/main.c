@@ -34,7 +34,8 @@
  *   2   node.conf is malformed ("Error in node configuration")
  *   3   a git repository path is refused
  *   32  tail: no file matches                88  tail: a path or an option is refused
- *   91  tail: a match cannot be examined     1   the account or its home cannot be read
+ *   91  tail: a match cannot be examined     1   not a gear account (uid 0, or home not GEAR_BASE_DIR/<name>),
+ *                                            or the account or its home cannot be read
  *   125 the gear's cgroup exists but cannot be joined, or no_new_privs cannot be set
  *   126 the command is refused (not one the trap runs, bad quoting, bad arguments)
  *   127 the program cannot be executed (e.g. quota is not installed)
@@ -219,6 +220,7 @@ static int inherited(const char *name, size_t length) {
 /* ---------------------------------------------------------------- node.conf */
 
 struct config {
+    char gear_base_dir[1024];
     char cgroup_root[1024];
     char cloud_domain[256];
     char broker_host[256];
@@ -276,6 +278,7 @@ static int parse_boolean(const char *value, int *result) {
 }
 
 static void read_config(const char *file, struct config *config) {
+    snprintf(config->gear_base_dir, sizeof config->gear_base_dir, "/var/lib/openshift");
     snprintf(config->cgroup_root, sizeof config->cgroup_root, "/openshift");
     snprintf(config->cloud_domain, sizeof config->cloud_domain, "example.com");
     snprintf(config->broker_host, sizeof config->broker_host, "localhost");
@@ -301,7 +304,8 @@ static void read_config(const char *file, struct config *config) {
         if (!is_variable_name(line, (size_t)(equals - line))) config_error(file, number, "invalid key name");
         *equals = 0;
         parse_value(equals + 1, value, sizeof value, file, number);
-        if (strcmp(line, "OPENSHIFT_CGROUP_ROOT") == 0) snprintf(config->cgroup_root, sizeof config->cgroup_root, "%s", value);
+        if (strcmp(line, "GEAR_BASE_DIR") == 0) snprintf(config->gear_base_dir, sizeof config->gear_base_dir, "%s", value);
+        else if (strcmp(line, "OPENSHIFT_CGROUP_ROOT") == 0) snprintf(config->cgroup_root, sizeof config->cgroup_root, "%s", value);
         else if (strcmp(line, "CLOUD_DOMAIN") == 0) snprintf(config->cloud_domain, sizeof config->cloud_domain, "%s", value);
         else if (strcmp(line, "BROKER_HOST") == 0) snprintf(config->broker_host, sizeof config->broker_host, "%s", value);
         else if (strcmp(line, "SYSLOG_GEAR_LOGIN") == 0 && !parse_boolean(value, &config->syslog_login))
@@ -669,7 +673,6 @@ static void git(const char *command, int count, char **words) {
     char program[64];
     snprintf(program, sizeof program, "/usr/bin/%s", command);
     char *argv[] = {(char *)command, real, NULL};
-    audit();
     run(program, argv);
 }
 
@@ -783,7 +786,6 @@ static void tail(int count, char **words) {
     }
     if (files == 0) DIE(EXIT_TAIL_NO_MATCH, "Could not find any files matching glob");
     argv[argc] = NULL;
-    audit();
     run("/usr/bin/tail", argv);
 }
 
@@ -795,7 +797,6 @@ static void gear_tool(char **arguments, int count) {
     argv[0] = "gear";
     for (int i = 0; i < count; i++) argv[i + 1] = arguments[i];
     argv[count + 1] = NULL;
-    audit();
     run(program, argv);
 }
 
@@ -860,7 +861,6 @@ static void interactive(void) {
     char rcfile[32];
     snprintf(rcfile, sizeof rcfile, "/dev/fd/%d", fd);
     char *argv[] = {"bash", "--noprofile", "--rcfile", rcfile, "-i", NULL};
-    audit();
     run("/bin/bash", argv);
 }
 
@@ -903,24 +903,20 @@ static void dispatch(int count, char **words) {
         if (access("/usr/bin/quota", X_OK) != 0)
             DIE(EXIT_EXEC, "quota is not installed on this node (/usr/bin/quota): the gear's disk use cannot be shown");
         char *argv[] = {"quota", "--always-resolve", NULL};
-        audit();
         run("/usr/bin/quota", argv);
     }
     if (!strcmp(command, "true")) {
         char *argv[] = {"true", NULL};
-        audit();
         run("/bin/true", argv);
     }
     if (count == 1 && !strcmp(command, "/usr/lib/openssh/sftp-server")) {
         char *argv[] = {"sftp-server", NULL};
-        audit();
         run("/usr/lib/openssh/sftp-server", argv);
     }
     char what[256];
     escape_for_log(command, what, sizeof what);
     char message[512];
     snprintf(message, sizeof message, "command not allowed: '%s'", what);
-    audit();
     refuse(message);
 }
 
@@ -954,7 +950,14 @@ int main(int argc, char **argv) {
     read_config(conf_file, &session.config);
 
     find_account(getuid(), session.name, sizeof session.name, session.home, sizeof session.home);
-    if (!is_gear_name(session.name)) DIE(EXIT_INTERNAL, "account %s is not a gear", session.name);
+    /* A gear is what the node creates: a gear name, never uid 0, home GEAR_BASE_DIR/<name>. */
+    char expected_home[PATH_MAX];
+    size_t base_length = strlen(session.config.gear_base_dir);
+    while (base_length > 1 && session.config.gear_base_dir[base_length - 1] == '/') session.config.gear_base_dir[--base_length] = 0;
+    snprintf(expected_home, sizeof expected_home, "%s/%s", session.config.gear_base_dir, session.name);
+    if (getuid() == 0 || !is_gear_name(session.name) || strcmp(session.home, expected_home) != 0)
+        DIE(EXIT_INTERNAL, "account %s (uid %u, home %s) is not a gear of this node (GEAR_BASE_DIR %s)", session.name,
+            (unsigned)getuid(), session.home, session.config.gear_base_dir);
     if (!realpath(session.home, session.real_home)) DIE(EXIT_INTERNAL, "cannot open the gear's home %s: %s", session.home, strerror(errno));
     char self[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
@@ -1011,12 +1014,13 @@ int main(int argc, char **argv) {
     umask(umask_value);
 
     session.command = command;
+    audit(); /* every login, refused ones included, before anything is decided */
     if (!command) interactive();
-    if (strlen(command) > COMMAND_LIMIT) { audit(); refuse("the command is longer than 64 KiB"); }
+    if (strlen(command) > COMMAND_LIMIT) { refuse("the command is longer than 64 KiB"); }
     char *user_buffer = checked_malloc(strlen(command) + 1);
     static char *user_words[MAX_WORDS];
     int user_count = split_words(command, user_words, user_buffer);
-    if (user_count < 0) { audit(); refuse("the command has an unterminated quote or too many words"); }
+    if (user_count < 0) { refuse("the command has an unterminated quote or too many words"); }
     dispatch(user_count, user_words);
     return EXIT_REFUSED;
 }

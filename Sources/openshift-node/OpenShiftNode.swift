@@ -20,7 +20,7 @@ struct OpenShiftNode: AsyncParsableCommand {
             on SIGHUP, and by itself when the directory changes, and runs until SIGTERM or SIGINT.
             Sandbox mode (no root needed): openshift-node run --root /tmp/node --cartridge-base-path ./cartridges
             """,
-        subcommands: [Run.self, Rescan.self, ConfigSample.self, ApacheConfig.self, DDL.self],
+        subcommands: [Run.self, Rescan.self, ConfigSample.self, ApacheConfig.self, SSHDConfig.self, DDL.self],
         defaultSubcommand: Run.self
     )
 }
@@ -228,6 +228,36 @@ struct ApacheConfig: ParsableCommand {
             } else {
                 print(ApacheConfiguration.router(mapDirectory: maps, wakePort: layout.configuration.integer("FRONTEND_WAKE_PORT")),
                       terminator: "")
+            }
+        }
+    }
+}
+
+struct SSHDConfig: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sshd-config",
+        abstract: "Print the sshd settings that let users reach their gears (keys, Kerberos, the gear shell).",
+        discussion: "Merge the output into /etc/ssh/sshd_config. With --standalone PORT --directory DIR, write a complete "
+            + "private configuration and host key into DIR instead, for /usr/sbin/sshd -D -e -f DIR/sshd_config "
+            + "(loopback only; the gear shell reads the node.conf in use, passed with SetEnv).")
+
+    @OptionGroup var node: NodeOptions
+    @Option(help: "Write a complete private configuration listening on 127.0.0.1 at this port.") var standalone: Int?
+    @Option(help: "With --standalone: the directory to write sshd_config and the host key into.") var directory: String?
+
+    func validate() throws {
+        if standalone != nil && directory == nil { throw ValidationError("--standalone needs --directory DIR") }
+        if standalone == nil && directory != nil { throw ValidationError("--directory is only for --standalone") }
+    }
+
+    func run() throws {
+        try runReportingFailures {
+            if let port = standalone, let directory {
+                let file = try SSHDConfiguration.writeStandalone(port: port, directory: absolute(directory), nodeConf: node.configFile)
+                printLine(file)
+            } else {
+                let layout = try node.layout()
+                print(SSHDConfiguration.node(gearShell: layout.configuration.string("GEAR_SHELL")), terminator: "")
             }
         }
     }

@@ -110,6 +110,31 @@ struct CgroupTests {
         #expect(!cgroup.exists)
         #expect(kill(pid, 0) != 0)
     }
+
+    @Test("on v1 a gear's cgroup.procs files are the gear's (its login shell joins them), every limit file stays root's",
+          .enabled(if: Prerequisites.rootOrCI))
+    func membershipFilesBelongToTheGear() throws {
+        try #require(Prerequisites.rootProblem == nil, "\(Prerequisites.rootProblem ?? "")")
+        let hierarchy = try #require(CgroupHierarchy.detect(), "no cgroup hierarchy mounted")
+        let cgroup = try GearCgroup(hierarchy: hierarchy, parent: "openshift-node-tests", name: "member-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        try cgroup.create(limits: CgroupLimits(memoryBytes: 256 << 20, cpuShares: 256, processes: 64), member: 45011)
+        defer {
+            try? cgroup.destroy()
+            for directory in cgroup.directories { rmdir(String(directory[..<directory.lastIndex(of: "/")!])) }
+        }
+        for directory in cgroup.directories {
+            var st = stat()
+            #expect(stat(directory + "/cgroup.procs", &st) == 0)
+            if case .v1 = hierarchy {
+                #expect(st.st_uid == 45011, "\(directory)/cgroup.procs")
+            } else {
+                #expect(st.st_uid == 0, "v2: moving needs the common ancestor, nothing is handed out")
+            }
+            for file in ["memory.limit_in_bytes", "cpu.shares", "pids.max", "memory.max", "tasks"] where stat(directory + "/" + file, &st) == 0 {
+                #expect(st.st_uid == 0, "\(directory)/\(file) must stay root's")
+            }
+        }
+    }
 }
 
 @Suite("disk quota")

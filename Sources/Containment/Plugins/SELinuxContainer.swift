@@ -56,7 +56,7 @@ public struct SELinuxContainer: ContainerPlugin {
                 gecos: configuration.string("GEAR_GECOS"), supplementaryGroups: configuration.list("GEAR_SUPPLEMENTARY_GROUPS"),
                 disablePasswordAging: configuration.boolean("DISABLE_PASSWORD_AGING"))
             _ = try GearHome.create(base: gearBaseDir, name: gear.uuid, ownership: ownership(gear))
-            if let cgroup = try cgroup(gear) { try cgroup.create(limits: limits.cgroupLimits) }
+            if let cgroup = try cgroup(gear) { try cgroup.create(limits: limits.cgroupLimits, member: gear.uid) }
             try quota.set(user: gear.uuid, blocks: limits.integer("quota_blocks") ?? 1_048_576,
                           inodes: limits.integer("quota_files") ?? 80_000)
             try FailPoint.hit("container.create.end", gear.uuid)
