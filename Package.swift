@@ -124,7 +124,7 @@ let package = Package(
         .executableTarget(
             name: "node-bench",
             dependencies: [
-                "Cartridges", "NodeConfig", "NodeTestSupport", "Gears", "Containment", "Frontend", "MCollective",
+                "Cartridges", "NodeConfig", "NodeTestSupport", "Gears", "Containment", "Frontend", "MCollective", "Access",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]

@@ -1,3 +1,4 @@
+import Access
 import ArgumentParser
 import Cartridges
 import Containment
@@ -59,7 +60,8 @@ struct SSHBench: ParsableCommand {
                 for directory in parent.directories { rmdir(directory) }
             }
         }
-        try manager.changeSSHKeys(trapped.uuid, add: [SSHKey(type: key.type, key: key.body, comment: "bench")])
+        try GearKeys(gears: manager, kerberosConfigFile: configuration.string("KRB5_CONFIG_FILE"))
+            .add(trapped.uuid, [KeyEntry(type: key.type, content: key.body, comment: "bench")])
         // The baseline: bash as the login shell, a key without forced command.
         let usermod = try ProcessRunner.run(["/usr/sbin/usermod", "-s", "/bin/bash", plain.uuid])
         guard usermod.status == 0 else { throw ValidationError("usermod -s /bin/bash \(plain.uuid): \(usermod.stderr)") }
