@@ -12,9 +12,9 @@ import Glibc
 /// Users reach their gears over SSH: a real sshd (private configuration, loopback port), real
 /// gears in node mode created through the built `oo-devel-node`, keys added through the agent,
 /// the real `ssh` and `git` clients, and the built `oo-trap-user` as the gears' shell. The trap
-/// is copied into the node's bin directory next to a stand-in for the in-gear `gear` tool (not
-/// built yet) that prints the argv it receives and what the process is (no_new_privs, cgroups,
-/// environment), so each test sees exactly what the trap ran and how.
+/// is copied into the node's bin directory next to a stand-in for the in-gear `gear` tool that
+/// prints the argv it receives and what the process is (no_new_privs, cgroups, environment), so
+/// each test sees exactly what the trap ran and how; the snapshot test uses the real `gear`.
 @Suite("users reach their gears over SSH (node mode, real sshd)",
        .enabled(if: Prerequisites.rootOrCI), .serialized)
 struct GearSSHTests {
@@ -103,6 +103,101 @@ struct GearSSHTests {
             #expect(lines.contains { $0.hasSuffix("gearUuid=\(gear.uuid) cmd=gear one\\ntwo") }, "\(lines)")
             #expect(lines.filter { $0.hasSuffix("gearUuid=\(gear.uuid) cmd=true") }.count == 1)
         }
+    }
+
+    @Test("over SSH, snapshot streams the gear and restore brings its data back byte for byte into a re-created gear; a hostile archive changes nothing",
+          .timeLimit(.minutes(4)))
+    func snapshotAndRestore() async throws {
+        try Self.requirements()
+        let node = try await SSHNode.start("snapshot", realGear: true)
+        defer { node.destroy() }
+        let uuid = "s" + String(UInt64.random(in: 0...UInt64.max) & 0xffff_ffff_ffff, radix: 16)
+        var gear = try await node.createGear(uuid: uuid)
+        let key = try SSHServer.generateKey(in: node.clientDirectory)
+        try await node.addKey(gear, key)
+        #expect(try await node.devel(["configure", "--with-container-uuid", uuid, "--cart-name", "mock"]).status == 0)
+        #expect(try await node.devel(["start", "--with-container-uuid", uuid]).status == 0)
+        let token = try await node.devel(["agent", "cartridge_do", "action=broker-auth-key-add", "cartridge=mock", "--in-process",
+                                          #"args={"--with-container-uuid":"\#(uuid)","--with-iv":"aXY=","--with-token":"c2VjcmV0LXRva2Vu"}"#])
+        #expect(token.status == 0, "\(token.stdout) \(token.stderr)")
+        let written = try await node.asGear(gear, """
+            mkdir -p app-root/data/mine/deep/er && head -c 300000 /dev/urandom > app-root/data/mine/blob.bin \
+            && printf 'text\\n' > 'app-root/data/mine/deep/er/with space' && ln -s deep/er app-root/data/mine/link \
+            && chmod 640 app-root/data/mine/blob.bin && echo 'history' > app-root/data/.bash_history
+            """)
+        #expect(written.status == 0, "\(written.stderr)")
+        let before = Self.tree(gear.home + "/app-root/data/mine")
+        #expect(before.count == 5, "\(before.keys.sorted())")
+
+        let archive = node.root + "/app.tar.gz"
+        let snapshot = try await node.sshStreaming(gear, key, "snapshot", stdout: archive)
+        #expect(snapshot.status == 0, "ssh snapshot: \(snapshot.stderr)")
+        let listing = try await onThread { try ProcessRunner.run(["/bin/tar", "-tzf", archive]) }
+        #expect(listing.status == 0 && listing.stdout.contains("./\(uuid)/app-root/data/mine/blob.bin"), "\(listing.stderr)")
+        for secret in ["/.auth/", "/.ssh/", "/.bash_history"] {
+            #expect(!listing.stdout.contains(secret), "the archive holds \(secret)")
+        }
+        #expect(TestFiles.read(gear.home + "/app-root/runtime/.state")?.hasPrefix("started") == true, "snapshot starts the gear again")
+
+        // The gear goes away and comes back empty, as on another node.
+        #expect(try await node.devel(["app-destroy", "--with-container-uuid", uuid]).status == 0)
+        gear = try await node.createGear(uuid: uuid)
+        try await node.addKey(gear, key)
+        #expect(try await node.devel(["configure", "--with-container-uuid", uuid, "--cart-name", "mock"]).status == 0)
+        #expect(!TestFiles.exists(gear.home + "/app-root/data/mine"))
+
+        // A hostile archive first: refused, and nothing of the gear changes.
+        let hostile = node.root + "/hostile.tar.gz"
+        let made = try await onThread { try ProcessRunner.run(["/usr/bin/python3", "-c", Self.hostileArchiveScript, hostile, uuid]) }
+        #expect(made.status == 0, "\(made.stderr)")
+        let untouched = Self.tree(gear.home + "/app-root/data")
+        let refused = try await node.sshStreaming(gear, key, "restore", stdin: hostile, stdout: node.root + "/hostile.out")
+        #expect(refused.status != 0 && refused.stderr.contains("leaves the gear"), "ssh restore < hostile: \(refused.status) \(refused.stderr)")
+        #expect(Self.tree(gear.home + "/app-root/data") == untouched, "a refused archive changed the gear")
+        #expect(!TestFiles.exists(node.root + "/escaped"))
+
+        let restore = try await node.sshStreaming(gear, key, "restore", stdin: archive, stdout: node.root + "/restore.out")
+        #expect(restore.status == 0, "ssh restore: \(restore.stderr)")
+        #expect(Self.tree(gear.home + "/app-root/data/mine") == before, "the restored data differs")
+    }
+
+    /// Hostile archive: a valid-looking member, then one whose link leaves the gear.
+    static let hostileArchiveScript = """
+        import io, sys, tarfile
+        out, uuid = sys.argv[1], sys.argv[2]
+        with tarfile.open(out, "w:gz") as archive:
+            for name in [uuid, uuid + "/app-root", uuid + "/app-root/data"]:
+                info = tarfile.TarInfo("./" + name); info.type = tarfile.DIRTYPE; info.mode = 0o755
+                archive.addfile(info)
+            data = b"fine"
+            info = tarfile.TarInfo("./" + uuid + "/app-root/data/fine.txt"); info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+            info = tarfile.TarInfo("./" + uuid + "/app-root/data/out"); info.type = tarfile.SYMTYPE; info.linkname = "../../../../escaped"
+            archive.addfile(info)
+        """
+
+    /// path -> kind, mode and content (or link target) of every entry below `root`, links not followed.
+    static func tree(_ root: String) -> [String: String] {
+        var result: [String: String] = [:]
+        func walk(_ relative: String) {
+            let path = relative.isEmpty ? root : root + "/" + relative
+            guard let names = try? FileManager.default.contentsOfDirectory(atPath: path) else { return }
+            for name in names {
+                let child = relative.isEmpty ? name : relative + "/" + name
+                var st = stat()
+                guard lstat(root + "/" + child, &st) == 0 else { continue }
+                let mode = String(st.st_mode & 0o7777, radix: 8)
+                switch st.st_mode & S_IFMT {
+                case S_IFDIR: result[child] = "dir \(mode)"; walk(child)
+                case S_IFLNK: result[child] = "link " + ((try? FileManager.default.destinationOfSymbolicLink(atPath: root + "/" + child)) ?? "?")
+                default:
+                    let bytes = (try? FileSystem.readBytes(root + "/" + child, limit: 1 << 24)) ?? []
+                    result[child] = "file \(mode) \(bytes.count) \(bytes.reduce(into: UInt64(14695981039346656037)) { $0 = ($0 ^ UInt64($1)) &* 1099511628211 })"
+                }
+            }
+        }
+        walk("")
+        return result
     }
 
     @Test("git reaches the gear's own repositories only: upload-pack and receive-pack work, paths out of ~/git are refused with 3",
@@ -381,11 +476,12 @@ final class SSHNode: @unchecked Sendable {
 
         """
 
-    static func start(_ label: String) async throws -> SSHNode {
-        try await onThread { try SSHNode(label) }
+    /// `realGear`: the built in-gear `gear` tool beside the trap instead of the stand-in.
+    static func start(_ label: String, realGear: Bool = false) async throws -> SSHNode {
+        try await onThread { try SSHNode(label, realGear: realGear) }
     }
 
-    private init(_ label: String) throws {
+    private init(_ label: String, realGear: Bool) throws {
         root = try SSHServer.scratchDirectory("ssh-\(label)")
         let bin = root + "/bin"
         guard mkdir(bin, 0o755) == 0, mkdir(root + "/gears", 0o755) == 0, mkdir(root + "/client", 0o700) == 0 else {
@@ -396,7 +492,11 @@ final class SSHNode: @unchecked Sendable {
         clientDirectory = root + "/client"
         trap = bin + "/oo-trap-user"
         try TestFiles.write(trap, bytes: try FileSystem.readBytes(ProcessRunner.executable("oo-trap-user"), limit: 64 << 20), mode: 0o755)
-        try TestFiles.write(bin + "/gear", Self.gearStandIn, mode: 0o755)
+        if realGear {
+            try TestFiles.write(bin + "/gear", bytes: try FileSystem.readBytes(ProcessRunner.executable("gear"), limit: 256 << 20), mode: 0o755)
+        } else {
+            try TestFiles.write(bin + "/gear", Self.gearStandIn, mode: 0o755)
+        }
         chmod(trap, 0o755)
         chmod(bin + "/gear", 0o755)
         config = root + "/node.conf"
@@ -429,8 +529,8 @@ final class SSHNode: @unchecked Sendable {
         return try await onThread { try ProcessRunner.node("oo-devel-node", arguments + ["--config", config]) }
     }
 
-    func createGear() async throws -> GearAccount {
-        let uuid = "s" + String(UInt64.random(in: 0...UInt64.max) & 0xffff_ffff_ffff, radix: 16)
+    func createGear(uuid given: String? = nil) async throws -> GearAccount {
+        let uuid = given ?? "s" + String(UInt64.random(in: 0...UInt64.max) & 0xffff_ffff_ffff, radix: 16)
         let created = try await devel(["app-create", "--with-container-uuid", uuid, "--with-app-name", "app", "--with-namespace", "ns"])
         guard created.status == 0, let uid = created.stdout.split(separator: " ").last.flatMap({ UInt32($0.trimmingCharacters(in: .whitespacesAndNewlines)) })
         else { throw TestFiles.Failure(description: "app-create \(uuid): \(created.stdout) \(created.stderr)") }
@@ -456,6 +556,18 @@ final class SSHNode: @unchecked Sendable {
              options: [String] = []) async throws -> ProcessRunner.Result {
         let server = server
         return try await onThread { try server.ssh(user: gear.uuid, key: key.path, command: command, stdin: stdin, options: options) }
+    }
+
+    /// Runs `ssh <gear> <command>` with stdin and stdout on files (binary streams: archives); its
+    /// exit status and stderr.
+    func sshStreaming(_ gear: GearAccount, _ key: (path: String, type: String, body: String), _ command: String,
+                      stdin: String = "/dev/null", stdout: String) async throws -> (status: Int32, stderr: String) {
+        let server = server
+        return try await onThread {
+            let pid = try ProcessRunner.spawn([SSHServer.sshPath] + server.clientOptions(key: key.path) + ["\(gear.uuid)@127.0.0.1", command],
+                                              stdout: stdout, stderr: stdout + ".err", stdin: stdin)
+            return (ProcessRunner.wait(pid), TestFiles.read(stdout + ".err") ?? "")
+        }
     }
 
     /// Runs a command that does not end by itself (tail -f): its output once `done` holds (or
