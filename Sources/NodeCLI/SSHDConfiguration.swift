@@ -22,6 +22,7 @@ public enum SSHDConfiguration {
         "GSSAPICleanupCredentials yes",
         "GSSAPIStrictAcceptorCheck no",
         "AcceptEnv GIT_PROTOCOL",
+        "ExposeAuthInfo yes",
         "PermitUserEnvironment no",
         "MaxSessions 40",
         "X11Forwarding no",

@@ -47,7 +47,7 @@ public final class SSHServer: @unchecked Sendable {
     public static let nodeSettings = [
         "AuthorizedKeysFile .ssh/authorized_keys", "StrictModes yes", "UsePAM yes", "PasswordAuthentication no",
         "KbdInteractiveAuthentication no", "PubkeyAuthentication yes", "GSSAPIAuthentication yes", "GSSAPICleanupCredentials yes",
-        "GSSAPIStrictAcceptorCheck no", "AcceptEnv GIT_PROTOCOL", "PermitUserEnvironment no", "MaxSessions 40", "X11Forwarding no",
+        "GSSAPIStrictAcceptorCheck no", "AcceptEnv GIT_PROTOCOL", "ExposeAuthInfo yes", "PermitUserEnvironment no", "MaxSessions 40", "X11Forwarding no",
         "PrintMotd no", "Subsystem sftp /usr/lib/openssh/sftp-server",
     ]
 

@@ -217,6 +217,27 @@ static int inherited(const char *name, size_t length) {
     return length > 3 && strncmp(name, "LC_", 3) == 0;
 }
 
+/* Whether sshd says the session was opened with a key (ExposeAuthInfo: SSH_USER_AUTH names a file
+ * listing the methods used). Only a key's forced command may set variables such as OPENSHIFT_LOGIN:
+ * a Kerberos user sends its command as -c too and could otherwise claim any login in the audit
+ * line. Without ExposeAuthInfo there is no way to tell, and the forced command's form is trusted. */
+static int opened_with_key(void) {
+    const char *file = getenv("SSH_USER_AUTH");
+    if (!file || !*file) return 1;
+    size_t length = 0;
+    char *text = read_file(file, 1 << 16, &length);
+    if (!text) return 0;
+    int key = 0;
+    for (char *line = text; line && *line; ) {
+        if (strncmp(line, "publickey ", 10) == 0) key = 1;
+        else { key = 0; break; }     /* every method used must be a key */
+        line = strchr(line, '\n');
+        if (line) line++;
+    }
+    free(text);
+    return key;
+}
+
 /* ---------------------------------------------------------------- node.conf */
 
 struct config {
@@ -986,7 +1007,8 @@ int main(int argc, char **argv) {
         char real[PATH_MAX];
         int is_trap = count >= 0 && count - first == 1 && realpath(words[first], real) && strcmp(real, self) == 0;
         if (is_trap) {
-            for (int i = 0; i < first; i++) assignments[assignment_count++] = words[i];
+            if (opened_with_key())
+                for (int i = 0; i < first; i++) assignments[assignment_count++] = words[i];
         } else if (!original_command) {
             command = forced;
         }

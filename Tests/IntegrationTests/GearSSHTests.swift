@@ -200,6 +200,30 @@ struct GearSSHTests {
         return result
     }
 
+    @Test("only a key's forced command sets OPENSHIFT_LOGIN: a session sshd reports as Kerberos (ExposeAuthInfo) cannot claim a login",
+          .timeLimit(.minutes(2)))
+    func loginOnlyFromKeys() async throws {
+        try Self.requirements()
+        let node = try await SSHNode.start("login")
+        defer { node.destroy() }
+        let gear = try await node.createGear()
+        let cases = [("publickey ssh-ed25519 AAAAC3NzaC1lZDI1NTE5\n", "mallory"), ("gssapi-with-mic\n", "unset"),
+                     ("publickey ssh-ed25519 AAAAC3NzaC1lZDI1NTE5\ngssapi-with-mic\n", "unset")]
+        for (index, (methods, expected)) in cases.enumerated() {
+            let auth = node.root + "/auth-\(index)"
+            try TestFiles.write(auth, methods, mode: 0o644)
+            let (trap, config) = (node.trap, node.config)
+            let result = try await onThread {
+                try ProcessRunner.run(["/usr/bin/setpriv", "--reuid=\(gear.uid)", "--regid=\(gear.uid)", "--clear-groups",
+                                       "--inh-caps=-all", "--bounding-set=-all", "--", trap, "-c", "OPENSHIFT_LOGIN=mallory \(trap)"],
+                                      environment: ["OPENSHIFT_NODE_CONF": config, "SSH_ORIGINAL_COMMAND": "gear who",
+                                                    "SSH_USER_AUTH": auth, "SSH_CLIENT": "127.0.0.1 40000 22"])
+            }
+            #expect(result.status == 0, "\(methods): \(result.stderr)")
+            #expect(SSHNode.values(result.stdout)["login"] == expected, "\(methods): \(result.stdout)")
+        }
+    }
+
     @Test("git reaches the gear's own repositories only: upload-pack and receive-pack work, paths out of ~/git are refused with 3",
           .timeLimit(.minutes(3)))
     func gitPaths() async throws {
