@@ -50,9 +50,8 @@ struct SSHLoginTests {
             let keytab = realm.directory + "/sshd.keytab"
             try realm.addHostKeytab("localhost", path: keytab)
             try realm.addHostKeytab("127.0.0.1", path: keytab)
-            // The trap's cgroup root is one the test gears are not in: joining a gear's cgroup needs
-            // cgroup.procs given to the gear, which this branch's Containment does not do yet
-            // (the trap then refuses with 125, rightly); who may log in is what is tested here.
+            // The trap's cgroup root is not the test gears' (joining it is GearSSHTests' subject);
+            // who may log in is what is tested here.
             try TestFiles.write(root + "/node.conf", "GEAR_BASE_DIR=\(base)\nOPENSHIFT_CGROUP_ROOT=openshift-node-tests-access-none\nSYSLOG_GEAR_LOGIN=false\n")
             server = try SSHServer.start(nodeConf: root + "/node.conf",
                                          environment: ["KRB5_CONFIG": realm.configFile, "KRB5_KTNAME": "FILE:" + keytab])
@@ -74,12 +73,16 @@ struct SSHLoginTests {
         }
 
         /// `ssh` with GSSAPI only, using the tickets in `ccache`; the output, or nil when refused.
-        func sshWithKerberos(_ user: String, ccache: String, key: String) throws -> String? {
-            let result = try server.ssh(user: user, key: key, command: "echo kerberos-ok",
+        func sshWithKerberos(_ user: String, ccache: String, key: String, command: String = "echo kerberos-ok") throws -> String? {
+            let result = try kerberosResult(user, ccache: ccache, key: key, command: command)
+            return result.status == 0 ? result.stdout : nil
+        }
+
+        func kerberosResult(_ user: String, ccache: String, key: String, command: String) throws -> ProcessRunner.Result {
+            try server.ssh(user: user, key: key, command: command,
                                         options: ["-n", "-o", "GSSAPIAuthentication=yes", "-o", "PreferredAuthentications=gssapi-with-mic",
                                                   "-o", "PubkeyAuthentication=no"],
                                         environment: ["KRB5_CONFIG": realm.configFile, "KRB5CCNAME": "FILE:" + ccache])
-            return result.status == 0 ? result.stdout : nil
         }
 
         func stop() {
@@ -159,6 +162,39 @@ struct SSHLoginTests {
         #expect(refused.status == 126, "the trap, not a shell, ran the command: \(refused.stderr)")
         _ = await keysDo(agent, "authorized-ssh-keys-replace", gear.uuid, [])
         #expect(try lab.sshResult(gear.uuid, alice.path, "true").status == 255, "a replaced-away key still logs in")
+    }
+
+    @Test("with the real oo-trap-user, a Kerberos login runs the trap's commands only and cannot claim a login",
+          .enabled(if: prerequisitesMet), .timeLimit(.minutes(3)))
+    func kerberosLoginThroughTrap() async throws {
+        try #require(Prerequisites.rootProblem == nil, "\(Prerequisites.rootProblem ?? "")")
+        let trap = ProcessRunner.executable("oo-trap-user")
+        try #require(access(trap, X_OK) == 0, "build oo-trap-user first")
+        let lab = try Lab()
+        defer { lab.stop() }
+        try lab.realm.addPrincipal("alice", password: "alice-password")
+        let node = try KeysNode("selinux", base: lab.base, shell: trap, krb5Config: lab.realm.configFile)
+        defer { node.destroy() }
+        let agent = agent(node, krb5Config: lab.realm.configFile)
+        let gear = try node.manager.create(GearCreateRequest(uuid: uniqueUUID("s")))
+        let ccache = lab.realm.directory + "/alice.ccache"
+        try #require(try lab.realm.kinit("alice", password: "alice-password", ccache: ccache).status == 0)
+        let key = try lab.newKey("unused")
+        let principal = ["content": "alice@GEARS.TEST", "type": "krb5-principal", "comment": "u1-kerberos"]
+        #expect((await keysDo(agent, "authorized-ssh-key-batch-add", gear.uuid, [principal])).data["exitcode"] == .int(0))
+        let allowed = try lab.kerberosResult(gear.uuid, ccache: ccache, key: key.path, command: "true")
+        #expect(allowed.status == 0, "\(allowed.stderr)\n\(lab.server.logTail())")
+        let refused = try lab.kerberosResult(gear.uuid, ccache: ccache, key: key.path, command: "cat /etc/shadow")
+        #expect(refused.status == 126 && refused.stdout.isEmpty, "the trap, not a shell, ran the command: \(refused.stderr)")
+        // The forced command's form sent as a Kerberos command: the trap's interactive shell, which
+        // reads its commands from stdin here, with no login claimed.
+        let script = lab.root + "/who.sh"
+        try TestFiles.write(script, "echo \"login=${OPENSHIFT_LOGIN-unset}\"\n", mode: 0o644)
+        let claimed = try lab.server.ssh(user: gear.uuid, key: key.path, command: "OPENSHIFT_LOGIN=mallory \(trap)", stdin: script,
+                                         options: ["-T", "-o", "GSSAPIAuthentication=yes", "-o", "PreferredAuthentications=gssapi-with-mic",
+                                                   "-o", "PubkeyAuthentication=no"],
+                                         environment: ["KRB5_CONFIG": lab.realm.configFile, "KRB5CCNAME": "FILE:" + ccache])
+        #expect(claimed.stdout.contains("login=unset"), "\(claimed.status) \(claimed.stdout) \(claimed.stderr)")
     }
 
     @Test("a principal added through the agent logs in with GSSAPI; removed (or replaced by none) it no longer does; both k5login locations",
