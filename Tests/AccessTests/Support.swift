@@ -4,6 +4,7 @@ import Containment
 import Gears
 import NodeConfig
 import NodeTestSupport
+import Synchronization
 import Testing
 
 #if canImport(Glibc)
@@ -14,6 +15,8 @@ import Glibc
 /// with a Kerberos configuration file of the test's own. Node-mode gears get uids from a range
 /// no real account (and no other test suite) uses.
 struct KeysNode {
+    /// Node-mode uid windows handed out so far in this run.
+    static let windows = Atomic<Int>(0)
     let scratch: ScratchNode
     let manager: GearManager
     let keys: GearKeys
@@ -23,9 +26,10 @@ struct KeysNode {
 
     init(_ plugin: String, base: String? = nil, shell: String = "/usr/bin/oo-trap-user", krb5Config: String? = nil) throws {
         let window = Int.random(in: 0..<1000) * 50 + 50000
-        // Node mode: a random window of 47000...47999, so suites running side by side (and other
-        // test runs on the host) rarely race for the same uid.
-        let nodeWindow = 47000 + Int.random(in: 0..<20) * 50
+        // Node mode: a window of its own in 48000...48799 (other suites' node-mode gears use other
+        // ranges), a different one for each node of this run, so tests running side by side never
+        // race for a uid.
+        let nodeWindow = 48000 + (KeysNode.windows.add(1, ordering: .relaxed).oldValue % 16) * 50
         let uids = plugin == "selinux" ? nodeWindow...(nodeWindow + 49) : window...(window + 49)
         scratch = ScratchNode("access-test")
         chmod(scratch.root, 0o755)

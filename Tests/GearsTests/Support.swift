@@ -4,6 +4,7 @@ import Frontend
 import Gears
 import NodeConfig
 import NodeTestSupport
+import Synchronization
 import Testing
 
 #if canImport(Glibc)
@@ -21,11 +22,17 @@ struct GearNode {
     /// What the frontend serves for the node's gears.
     let routes: InMemoryFrontend
 
+    /// Node-mode uid windows handed out so far in this run.
+    static let nodeWindows = Atomic<Int>(0)
+
     /// Sandbox nodes get a random window of uids: their gears' loopback IPs come from the uid,
-    /// and tests run side by side on one host.
+    /// and tests run side by side on one host. Node-mode nodes get a window of their own in
+    /// 46000...46999 (other suites' node-mode gears use other ranges): tests running side by side
+    /// never race for one account.
     init(_ plugin: String, label: String = "gears-test", uidRange: ClosedRange<Int>? = nil) throws {
         let window = Int.random(in: 0..<1000) * 50 + 50000
-        let uidRange = uidRange ?? (plugin == "selinux" ? 46000...46999 : window...(window + 49))
+        let nodeWindow = 46000 + (Self.nodeWindows.add(1, ordering: .relaxed).oldValue % 20) * 50
+        let uidRange = uidRange ?? (plugin == "selinux" ? nodeWindow...(nodeWindow + 49) : window...(window + 49))
         scratch = ScratchNode(label)
         chmod(scratch.root, 0o755)
         chmod(scratch.gearBaseDir, 0o755)

@@ -22,8 +22,8 @@ struct SnapshotNode {
         chmod(scratch.root, 0o755)
         chmod(scratch.gearBaseDir, 0o755)
         let configuration = try NodeConfiguration(parsing: """
-            GEAR_MIN_UID=46000
-            GEAR_MAX_UID=46999
+            GEAR_MIN_UID=44000
+            GEAR_MAX_UID=44999
             GEAR_SHELL=/bin/sh
             OPENSHIFT_CGROUP_ROOT=openshift-node-tests
             """, file: "test node.conf")
