@@ -22,8 +22,8 @@ import Glibc
 /// request heads are read on SwiftNIO's event loops (an idle or slow client holds no thread), each
 /// within `headTimeout` of connecting and at most `maxHeadBytes` (read 64 KiB at a time, so a
 /// connection holds at most twice that); when `maxWaitingHeads` connections are still sending
-/// their head, a new one evicts the oldest of them; at most `maxConnections` are open (one more is
-/// answered 503). Only looking the host up (file reads) and starting a gear run on worker threads
+/// their head, a new one evicts the oldest of them; at most `maxConnections` are open (one more
+/// evicts the oldest still sending its head, or, when none is, is answered 503). Only looking the host up (file reads) and starting a gear run on worker threads
 /// (`wakeThreads` of them); waiting for the gear's listener holds none, and concurrent requests
 /// for one gear share one start. Every descriptor is close-on-exec.
 ///
@@ -66,9 +66,14 @@ public struct WakeService: Service {
         let listener = SocketListener(
             fd: fd, name: "wake", maxConnections: Self.maxConnections,
             rejection: WakeResponse(status: "503 Service Unavailable", body: "Too many requests are waiting; try again.\n").text,
-            logger: logger
+            logger: logger, makeRoom: { waiting.evictOldest() }
         ) { socket in
-            SocketListener.adoptIntoNIO(socket) { WakeConnection(waiting: waiting) { head in await waker.respond(to: head) } }
+            let ticket = waiting.admit()
+            let channel = SocketListener.adoptIntoNIO(socket) {
+                WakeConnection(waiting: waiting, ticket: ticket) { head in await waker.respond(to: head) }
+            }
+            channel.whenFailure { _ in waiting.remove(ticket) }
+            return channel
         }
         logger.info("waking idle gears", metadata: ["listen": "127.0.0.1:\(port)"])
         await listener.run()
@@ -194,30 +199,69 @@ final class Waker: Sendable {
     }
 }
 
-/// The connections still sending their request head, oldest first. One more than `limit`
-/// evicts (closes) the oldest: a client that holds connections open without sending can then
-/// never keep a real request out.
+/// The connections still sending their request head, oldest first, from the moment they are
+/// accepted (a ticket each, before NIO has made a channel of them). One more than `limit` evicts
+/// (closes) the oldest, and `evictOldest` makes room for a connection over the listener's limit:
+/// a client that opens connections without sending can then never keep a real request out, even
+/// when the accepts run ahead of the event loops (an evicted connection whose channel is not
+/// active yet is closed as soon as it is).
 final class WaitingHeads: Sendable {
+    private struct State {
+        var next = 0
+        /// ticket -> its channel once active.
+        var waiting: [Int: (any Channel)?] = [:]
+        /// Evicted before their channel became active.
+        var evictedEarly: Set<Int> = []
+    }
     private let limit: Int
-    private let state = Mutex<(next: Int, channels: [ObjectIdentifier: (order: Int, channel: any Channel)])>((0, [:]))
+    private let state = Mutex(State())
 
     init(limit: Int) { self.limit = limit }
 
-    func add(_ channel: any Channel) {
-        let evicted: (any Channel)? = state.withLock { state in
+    /// A connection just accepted: its ticket.
+    func admit() -> Int {
+        let (ticket, evicted) = state.withLock { state -> (Int, (any Channel)?) in
             state.next += 1
-            state.channels[ObjectIdentifier(channel)] = (state.next, channel)
-            guard state.channels.count > limit, let oldest = state.channels.min(by: { $0.value.order < $1.value.order }) else {
-                return nil
-            }
-            state.channels[oldest.key] = nil
-            return oldest.value.channel
+            state.waiting[state.next] = .some(nil)
+            return (state.next, state.waiting.count > limit ? Self.evictOldest(&state) : nil)
         }
         evicted?.close(promise: nil)
+        return ticket
     }
 
-    func remove(_ channel: any Channel) {
-        _ = state.withLock { $0.channels.removeValue(forKey: ObjectIdentifier(channel)) }
+    /// Evicts the oldest waiting connection; false when none is waiting.
+    func evictOldest() -> Bool {
+        let (found, channel) = state.withLock { state -> (Bool, (any Channel)?) in
+            guard !state.waiting.isEmpty else { return (false, nil) }
+            return (true, Self.evictOldest(&state))
+        }
+        channel?.close(promise: nil)
+        return found
+    }
+
+    private static func evictOldest(_ state: inout State) -> (any Channel)? {
+        guard let oldest = state.waiting.keys.min() else { return nil }
+        let channel = state.waiting.removeValue(forKey: oldest) ?? nil
+        if channel == nil { state.evictedEarly.insert(oldest) }
+        return channel
+    }
+
+    /// The connection's channel is active; false if it was evicted meanwhile (close it).
+    func attach(_ ticket: Int, _ channel: any Channel) -> Bool {
+        state.withLock { state in
+            if state.evictedEarly.remove(ticket) != nil { return false }
+            guard state.waiting[ticket] != nil else { return true }
+            state.waiting[ticket] = .some(channel)
+            return true
+        }
+    }
+
+    /// The connection has its head (or is gone).
+    func remove(_ ticket: Int) {
+        state.withLock { state in
+            state.waiting[ticket] = nil
+            state.evictedEarly.remove(ticket)
+        }
     }
 }
 
@@ -231,19 +275,25 @@ final class WakeConnection: ChannelInboundHandler {
     private enum Phase { case head, answering, draining, done }
 
     private let waiting: WaitingHeads
+    private let ticket: Int
     private let respond: @Sendable (String) async -> WakeResponse
     private var phase = Phase.head
     private var head = ByteBuffer()
     private var deadline: Scheduled<Void>?
     private var drained = 0
 
-    init(waiting: WaitingHeads, respond: @escaping @Sendable (String) async -> WakeResponse) {
+    init(waiting: WaitingHeads, ticket: Int, respond: @escaping @Sendable (String) async -> WakeResponse) {
         self.waiting = waiting
+        self.ticket = ticket
         self.respond = respond
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        waiting.add(context.channel)
+        guard waiting.attach(ticket, context.channel) else {
+            phase = .done
+            context.close(promise: nil)
+            return
+        }
         let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
         deadline = context.eventLoop.scheduleTask(in: WakeService.headTimeout) { loopBound.value.close(promise: nil) }
         context.read()
@@ -253,7 +303,7 @@ final class WakeConnection: ChannelInboundHandler {
     func channelInactive(context: ChannelHandlerContext) {
         phase = .done
         deadline?.cancel()
-        waiting.remove(context.channel)
+        waiting.remove(ticket)
         context.fireChannelInactive()
     }
 
@@ -315,7 +365,7 @@ final class WakeConnection: ChannelInboundHandler {
     private func answer(_ text: String, context: ChannelHandlerContext) {
         phase = .answering
         deadline?.cancel()
-        waiting.remove(context.channel)
+        waiting.remove(ticket)
         head = ByteBuffer()
         let promise = context.eventLoop.makePromise(of: WakeResponse.self)
         let respond = self.respond
@@ -328,7 +378,7 @@ final class WakeConnection: ChannelInboundHandler {
 
     private func finish(_ response: WakeResponse, context: ChannelHandlerContext) {
         phase = .draining
-        waiting.remove(context.channel)
+        waiting.remove(ticket)
         deadline?.cancel()
         let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
         deadline = context.eventLoop.scheduleTask(in: .seconds(2)) { loopBound.value.close(promise: nil) }

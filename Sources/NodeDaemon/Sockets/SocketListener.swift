@@ -28,6 +28,7 @@ final class SocketListener: Sendable {
     private let maxConnections: Int
     private let rejection: [UInt8]
     private let adopt: @Sendable (Int32) -> EventLoopFuture<any Channel>
+    private let makeRoom: (@Sendable () -> Bool)?
     private let logger: Logger
     private let state = Mutex(State())
 
@@ -40,13 +41,18 @@ final class SocketListener: Sendable {
 
     /// Takes ownership of `fd`, a non-blocking listening socket (`ListeningSocket`); `adopt`
     /// makes a channel of an accepted socket (`ClientBootstrap.withConnectedSocket`).
+    /// `makeRoom`, when given, is asked to close an expendable connection (one still sending its
+    /// request) before a connection over the limit is refused; if it did, the new one is admitted
+    /// (the count exceeds the limit only until that close completes).
     init(fd: Int32, name: String, maxConnections: Int, rejection: String, logger: Logger,
+         makeRoom: (@Sendable () -> Bool)? = nil,
          adopt: @escaping @Sendable (Int32) -> EventLoopFuture<any Channel>) {
         self.fd = fd
         self.name = name
         self.maxConnections = maxConnections
         self.rejection = Array(rejection.utf8)
         self.adopt = adopt
+        self.makeRoom = makeRoom
         self.logger = logger
     }
 
@@ -101,10 +107,17 @@ final class SocketListener: Sendable {
     }
 
     private func admit(_ client: Int32) {
-        let admitted = state.withLock { state in
-            guard !state.stopped, state.count < maxConnections else { return false }
+        enum Admission { case admitted, full, stopped }
+        let admission = state.withLock { state -> Admission in
+            guard !state.stopped else { return .stopped }
+            guard state.count < maxConnections else { return .full }
             state.count += 1
-            return true
+            return .admitted
+        }
+        var admitted = admission == .admitted
+        if admission == .full, let makeRoom, makeRoom() {
+            state.withLock { $0.count += 1 }
+            admitted = true
         }
         guard admitted else {
             _ = rejection.withUnsafeBytes { send(client, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL)) }
