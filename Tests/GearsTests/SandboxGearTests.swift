@@ -11,7 +11,7 @@ import Glibc
 /// The gear life cycle on the sandbox plugin: no root needed, same layout, env and hooks.
 @Suite("gears in the sandbox")
 struct SandboxGearTests {
-    @Test("create, configure mock, start, stop, deconfigure, destroy", .timeLimit(.minutes(1)))
+    @Test("create, configure mock, start, stop, deconfigure, destroy", .timeLimit(.minutes(2)))
     func lifecycle() async throws {
         let node = try GearNode("sandbox")
         defer { node.destroy() }
@@ -42,11 +42,11 @@ struct SandboxGearTests {
         let start = try node.manager.control(gear.uuid, .start)
         #expect(start.output.contains("CLIENT_RESULT: mock started"))
         #expect(node.manager.state(gear) == .started)
-        #expect(await eventually(within: 10) { http(ip, 8080) == "mock cartridge\n" })
+        #expect(await eventually(within: 30) { http(ip, 8080) == "mock cartridge\n" })
         _ = try node.manager.control(gear.uuid, .stop)
         #expect(node.manager.state(gear) == .stopped)
         #expect(node.manager.hasStopLock(gear))
-        #expect(await eventually(within: 10) { http(ip, 8080) == nil })
+        #expect(await eventually(within: 30) { http(ip, 8080) == nil })
 
         _ = try node.manager.deconfigure(gear.uuid, cartridge: "mock")
         #expect(!TestFiles.exists(gear.home + "/mock"))
@@ -74,7 +74,7 @@ struct SandboxGearTests {
         #expect(TestFiles.exists(node.scratch.repositoryPath + "/redhat-mock/0.0.1/bin/control"))
     }
 
-    @Test("diy and cron: configure, start, status, stop, deconfigure in one gear", .timeLimit(.minutes(1)))
+    @Test("diy and cron: configure, start, status, stop, deconfigure in one gear", .timeLimit(.minutes(2)))
     func diyAndCron() async throws {
         let node = try GearNode("sandbox")
         defer { node.destroy() }
@@ -84,13 +84,13 @@ struct SandboxGearTests {
         #expect(TestFiles.exists(gear.home + "/app-root/runtime/repo/.openshift/action_hooks/start"), "diy's template is the first code")
         let ip = try #require(node.env(gear)["OPENSHIFT_DIY_IP"])
         _ = try node.manager.control(gear.uuid, .start)
-        #expect(await eventually(within: 10) { http(ip, 8080)?.contains("your own start script") == true })
+        #expect(await eventually(within: 30) { http(ip, 8080)?.contains("your own start script") == true })
         #expect(TestFiles.exists(gear.home + "/cron/run/jobs.enabled"))
         let status = try node.manager.control(gear.uuid, .status)
         #expect(status.output.contains("CLIENT_RESULT: application is running"))
         #expect(status.output.contains("CLIENT_RESULT: cron jobs are enabled"))
         _ = try node.manager.control(gear.uuid, .stop)
-        #expect(await eventually(within: 10) { http(ip, 8080) == nil })
+        #expect(await eventually(within: 30) { http(ip, 8080) == nil })
         #expect(!TestFiles.exists(gear.home + "/cron/run/jobs.enabled"))
         _ = try node.manager.deconfigure(gear.uuid, cartridge: "cron")
         _ = try node.manager.deconfigure(gear.uuid, cartridge: "diy")
@@ -106,7 +106,7 @@ struct SandboxGearTests {
         #expect(throws: Templates.Problem.self) { try Templates.render("<%= ENV['A'] ", environment: [:]) }
     }
 
-    @Test("routes follow the gear: created, connected by configure, idled, disconnected, destroyed", .timeLimit(.minutes(1)))
+    @Test("routes follow the gear: created, connected by configure, idled, disconnected, destroyed", .timeLimit(.minutes(2)))
     func routes() async throws {
         let node = try GearNode("sandbox")
         defer { node.destroy() }
@@ -129,14 +129,14 @@ struct SandboxGearTests {
         #expect(try node.routes.served(gear.uuid)?.connections.contains { $0.path == "/front1a" } == true)
 
         _ = try node.manager.control(gear.uuid, .start)
-        #expect(await eventually(within: 10) { http(ip, 8080) != nil })
+        #expect(await eventually(within: 30) { http(ip, 8080) != nil })
         try node.manager.idle(gear.uuid)
         #expect(try node.routes.served(gear.uuid)?.idle == true)
         #expect(node.manager.state(gear) == .idle)
-        #expect(await eventually(within: 10) { http(ip, 8080) == nil })
+        #expect(await eventually(within: 30) { http(ip, 8080) == nil })
         _ = try node.manager.unidle(gear.uuid)
         #expect(try node.routes.served(gear.uuid)?.idle == false)
-        #expect(await eventually(within: 10) { http(ip, 8080) != nil })
+        #expect(await eventually(within: 30) { http(ip, 8080) != nil })
 
         _ = try node.manager.deconfigure(gear.uuid, cartridge: "mock")
         #expect(try node.routes.served(gear.uuid)?.connections.contains { $0.path == "/front1a" } == false)
