@@ -21,24 +21,7 @@ struct ChildProcess {
         for (target, source) in descriptors.enumerated() where source != Int32(target) {
             posix_spawn_file_actions_adddup2(&actions, source, Int32(target))
         }
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        var none = sigset_t()
-        sigemptyset(&none)
-        posix_spawnattr_setsigmask(&attributes, &none)
-        var all = sigset_t()
-        sigfillset(&all)
-        posix_spawnattr_setsigdefault(&attributes, &all)
-        let cArgs = argv.map { strdup($0) } + [nil]
-        let cEnv = environment.sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            cArgs.forEach { free($0) }
-            cEnv.forEach { free($0) }
-        }
-        var pid: pid_t = 0
-        let rc = posix_spawn(&pid, argv[0], &actions, &attributes, cArgs, cEnv)
+        let (pid, rc) = Spawner.spawn(argv, environment: environment, actions: &actions)
         guard rc == 0 else { throw .system(SystemError(step: "posix_spawn", path: argv[0], errno: rc)) }
         return ChildProcess(pid: pid, program: argv[0])
     }

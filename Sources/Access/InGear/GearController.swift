@@ -82,6 +82,24 @@ public struct GearController {
         return Saved(state: saved.state, stopLock: saved.stopLock, stopped: true)
     }
 
+    /// Runs `body` with the gear stopped (`stopForMaintenance`), then puts it back (`resume`)
+    /// whatever `body` did; `body`'s error wins over `resume`'s.
+    func whileStopped(say: (String) -> Void, _ body: () throws(InGearError) -> Void) throws(InGearError) {
+        let saved = try stopForMaintenance(say: say)
+        var failure: InGearError?
+        do throws(InGearError) {
+            try body()
+        } catch {
+            failure = error
+        }
+        do throws(InGearError) {
+            try resume(saved, say: say)
+        } catch {
+            failure = failure ?? error
+        }
+        if let failure { throw failure }
+    }
+
     /// Puts the gear back: started again if it was started, else its state and stop lock as before.
     func resume(_ saved: Saved, say: (String) -> Void) throws(InGearError) {
         guard saved.stopped else { return }

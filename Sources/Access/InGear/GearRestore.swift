@@ -230,9 +230,7 @@ public struct GearRestore {
 
         // Phase 2.
         let controller = GearController(gear: gear)
-        let saved = try controller.stopForMaintenance(say: say)
-        var failure: InGearError?
-        do throws(InGearError) {
+        try controller.whileStopped(say: say) { () throws(InGearError) in
             say(try controller.hook("pre-restore"))
             if includeGit { say("Removing old git repo: ~/\(gitRepository!)/") }
             say("Removing old data dir: ~/app-root/data/*")
@@ -247,15 +245,7 @@ public struct GearRestore {
             }
             ensureDataLink()
             say(try controller.hook("post-restore"))
-        } catch {
-            failure = error
         }
-        do throws(InGearError) {
-            try controller.resume(saved, say: say)
-        } catch {
-            failure = failure ?? error
-        }
-        if let failure { throw failure }
     }
 
     /// `app-root/runtime/data` -> `../data`, as the node creates it.

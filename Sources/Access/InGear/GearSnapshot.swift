@@ -75,22 +75,12 @@ public struct GearSnapshot {
     /// Streams the archive to `output` (stdout by default).
     public func run(output: Int32 = 1) throws(InGearError) {
         let controller = GearController(gear: gear)
-        let saved = try controller.stopForMaintenance(say: say)
-        var failure: InGearError?
-        do throws(InGearError) {
+        try controller.whileStopped(say: say) { () throws(InGearError) in
             say(try controller.hook("pre-snapshot"))
             say("Creating and sending tar.gz")
             try writeArchive(output: output)
             say(try controller.hook("post-snapshot"))
-        } catch {
-            failure = error
         }
-        do throws(InGearError) {
-            try controller.resume(saved, say: say)
-        } catch {
-            failure = failure ?? error
-        }
-        if let failure { throw failure }
     }
 
     func writeArchive(output: Int32) throws(InGearError) {

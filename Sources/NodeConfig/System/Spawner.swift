@@ -20,6 +20,32 @@ import Glibc
 /// is killed. Output is read until the program exits, plus a short grace: a background process
 /// it started that keeps the pipes open does not hang the caller.
 public enum Spawner {
+    /// `posix_spawn` of `argv` (argv[0] the program's absolute path) with `environment` as the whole
+    /// environment, every signal unblocked and at its default, plus `flags`; never a shell. The
+    /// pid, and 0 or the error number.
+    public static func spawn(_ argv: [String], environment: [String: String], actions: inout posix_spawn_file_actions_t,
+                             flags: Int32 = 0) -> (pid: pid_t, rc: Int32) {
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        posix_spawnattr_setflags(&attributes, Int16(flags | Int32(POSIX_SPAWN_SETSIGMASK) | Int32(POSIX_SPAWN_SETSIGDEF)))
+        var none = sigset_t()
+        sigemptyset(&none)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        var all = sigset_t()
+        sigfillset(&all)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        let cArgs = argv.map { strdup($0) } + [nil]
+        let cEnv = environment.sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            cArgs.forEach { free($0) }
+            cEnv.forEach { free($0) }
+        }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, argv[0], &actions, &attributes, cArgs, cEnv)
+        return (pid, rc)
+    }
+
     public struct Result: Sendable, Equatable {
         public var status: Int32
         public var stdout: String
@@ -73,25 +99,7 @@ public enum Spawner {
         if inputFD >= 0 { posix_spawn_file_actions_adddup2(&actions, inputFD, 3) }
         _ = cl_spawn_add_closefrom(&actions, inputFD >= 0 ? 4 : 3)
         if let directory { _ = cl_spawn_add_chdir(&actions, directory) }
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        posix_spawnattr_setflags(&attributes, Int16(cl_spawn_setsid_flag() | Int32(POSIX_SPAWN_SETSIGMASK) | Int32(POSIX_SPAWN_SETSIGDEF)))
-        var none = sigset_t()
-        sigemptyset(&none)
-        posix_spawnattr_setsigmask(&attributes, &none)
-        var all = sigset_t()
-        sigfillset(&all)
-        posix_spawnattr_setsigdefault(&attributes, &all)
-
-        let cArgs = argv.map { strdup($0) } + [nil]
-        let cEnv = environment.sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            cArgs.forEach { free($0) }
-            cEnv.forEach { free($0) }
-        }
-        var pid: pid_t = 0
-        let rc = posix_spawn(&pid, program, &actions, &attributes, cArgs, cEnv)
+        let (pid, rc) = spawn(argv, environment: environment, actions: &actions, flags: cl_spawn_setsid_flag())
         close(outPipe[1])
         close(errPipe[1])
         guard rc == 0 else {
