@@ -104,18 +104,8 @@ public final class ActiveMQ: @unchecked Sendable {
         pid.withLock { pid in
             guard let child = pid else { return }
             pid = nil
-            kill(child, SIGTERM)
             kill(child, SIGCONT)  // in case it was paused
-            let deadline = ContinuousClock.now + .seconds(10)
-            var status: Int32 = 0
-            while waitpid(child, &status, WNOHANG) == 0 {
-                if ContinuousClock.now >= deadline {
-                    kill(child, SIGKILL)
-                    _ = ProcessRunner.wait(child)
-                    break
-                }
-                usleep(20_000)
-            }
+            ProcessRunner.terminate(child, graceSeconds: 10)
         }
         TestFiles.remove(directory)
     }

@@ -154,17 +154,7 @@ public final class KerberosRealm: @unchecked Sendable {
         pid.withLock { pid in
             guard let child = pid else { return }
             pid = nil
-            kill(child, SIGTERM)
-            let deadline = ContinuousClock.now + .seconds(5)
-            var status: Int32 = 0
-            while waitpid(child, &status, WNOHANG) == 0 {
-                if ContinuousClock.now >= deadline {
-                    kill(child, SIGKILL)
-                    _ = ProcessRunner.wait(child)
-                    break
-                }
-                usleep(10_000)
-            }
+            ProcessRunner.terminate(child, graceSeconds: 5)
         }
         TestFiles.remove(directory)
     }
@@ -183,34 +173,11 @@ public final class KerberosRealm: @unchecked Sendable {
                             timeoutSeconds: Int = 30) throws -> ProcessRunner.Result {
         let scratch = TestFiles.temporaryDirectory("krb5-run")
         defer { TestFiles.remove(scratch) }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, stdin, O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, scratch + "/out", O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        posix_spawn_file_actions_addopen(&actions, 2, scratch + "/err", O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        var env = ["PATH": "/usr/bin:/bin:/usr/sbin:/sbin"]
-        for (key, value) in environment { env[key] = value }
-        let cArgs = argv.map { strdup($0) } + [nil]
-        let cEnv = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            cArgs.forEach { free($0) }
-            cEnv.forEach { free($0) }
+        let pid = try ProcessRunner.spawn(argv, stdout: scratch + "/out", stderr: scratch + "/err", environment: environment,
+                                          stdin: stdin, inheritEnvironment: false)
+        guard let status = ProcessRunner.wait(pid, timeoutSeconds: Double(timeoutSeconds)) else {
+            throw TestFiles.Failure(description: "\(argv.joined(separator: " ")) did not finish within \(timeoutSeconds) s")
         }
-        var pid: pid_t = 0
-        let rc = posix_spawn(&pid, argv[0], &actions, nil, cArgs, cEnv)
-        guard rc == 0 else { throw TestFiles.Failure(description: "posix_spawn \(argv[0]): \(String(cString: strerror(rc)))") }
-        let deadline = ContinuousClock.now + .seconds(timeoutSeconds)
-        var raw: Int32 = 0
-        while waitpid(pid, &raw, WNOHANG) == 0 {
-            if ContinuousClock.now >= deadline {
-                kill(pid, SIGKILL)
-                _ = ProcessRunner.wait(pid)
-                throw TestFiles.Failure(description: "\(argv.joined(separator: " ")) did not finish within \(timeoutSeconds) s")
-            }
-            usleep(10_000)
-        }
-        let status = (raw & 0x7f) == 0 ? (raw >> 8) & 0xff : 128 + (raw & 0x7f)
         return ProcessRunner.Result(status: status, stdout: TestFiles.read(scratch + "/out") ?? "", stderr: TestFiles.read(scratch + "/err") ?? "")
     }
 

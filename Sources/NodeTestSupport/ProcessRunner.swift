@@ -1,3 +1,4 @@
+import NodeConfig
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -27,45 +28,50 @@ public enum ProcessRunner {
 
     /// Starts `argv` with stdout and stderr redirected to the given files (stdin from `stdin`);
     /// returns the pid.
+    /// `inheritEnvironment: false` starts from `PATH=/usr/bin:/bin:/usr/sbin:/sbin` only.
     public static func spawn(_ argv: [String], stdout: String, stderr: String, environment: [String: String] = [:],
-                             stdin: String = "/dev/null") throws -> pid_t {
+                             stdin: String = "/dev/null", inheritEnvironment: Bool = true) throws -> pid_t {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, stdin, O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, stdout, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         posix_spawn_file_actions_addopen(&actions, 2, stderr, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        var env: [String: String] = [:]
+        var env: [String: String] = inheritEnvironment ? [:] : ["PATH": "/usr/bin:/bin:/usr/sbin:/sbin"]
         var index = 0
-        while let entry = environ[index] {
+        while inheritEnvironment, let entry = environ[index] {
             let text = String(cString: entry)
             if let eq = text.firstIndex(of: "=") { env[String(text[..<eq])] = String(text[text.index(after: eq)...]) }
             index += 1
         }
         env.removeValue(forKey: "OPENSHIFT_NODE_ROOT")
         for (key, value) in environment { env[key] = value }
-        let cArgs = argv.map { strdup($0) } + [nil]
-        let cEnv = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            cArgs.forEach { free($0) }
-            cEnv.forEach { free($0) }
-        }
         // Children start with no blocked signals and default dispositions, whatever the test
         // thread had (a daemon that inherits a blocked SIGUSR1 never reloads).
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        var none = sigset_t()
-        sigemptyset(&none)
-        posix_spawnattr_setsigmask(&attributes, &none)
-        var all = sigset_t()
-        sigfillset(&all)
-        posix_spawnattr_setsigdefault(&attributes, &all)
-        var pid: pid_t = 0
-        let rc = posix_spawn(&pid, argv[0], &actions, &attributes, cArgs, cEnv)
+        let (pid, rc) = Spawner.spawn(argv, environment: env, actions: &actions)
         guard rc == 0 else { throw TestFiles.Failure(description: "posix_spawn \(argv[0]): \(String(cString: strerror(rc)))") }
         return pid
+    }
+
+    /// Waits for `pid` at most `timeoutSeconds`: its status (as `wait`), or nil after killing it.
+    public static func wait(_ pid: pid_t, timeoutSeconds: Double) -> Int32? {
+        let deadline = ContinuousClock.now + .milliseconds(Int(timeoutSeconds * 1000))
+        var raw: Int32 = 0
+        while waitpid(pid, &raw, WNOHANG) == 0 {
+            if ContinuousClock.now >= deadline {
+                kill(pid, SIGKILL)
+                _ = wait(pid)
+                return nil
+            }
+            usleep(10_000)
+        }
+        return (raw & 0x7f) == 0 ? (raw >> 8) & 0xff : 128 + (raw & 0x7f)
+    }
+
+    /// Stops a service the tests started: SIGTERM, SIGKILL after `graceSeconds`.
+    public static func terminate(_ pid: pid_t, graceSeconds: Double) {
+        kill(pid, SIGTERM)
+        _ = wait(pid, timeoutSeconds: graceSeconds)
     }
 
     /// Waits for `pid`; returns its exit status (128 + signal when killed).

@@ -119,19 +119,7 @@ public final class SSHServer: @unchecked Sendable {
             value = nil
             return current
         }
-        if let child = running {
-            kill(child, SIGTERM)
-            let deadline = monotonicSeconds() + 5
-            var status: Int32 = 0
-            while waitpid(child, &status, WNOHANG) == 0 {
-                if monotonicSeconds() > deadline {
-                    kill(child, SIGKILL)
-                    _ = ProcessRunner.wait(child)
-                    break
-                }
-                usleep(10_000)
-            }
-        }
+        if let child = running { ProcessRunner.terminate(child, graceSeconds: 5) }
         TestFiles.remove(directory)
     }
 
