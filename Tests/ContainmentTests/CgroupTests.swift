@@ -136,6 +136,40 @@ struct CgroupTests {
             }
         }
     }
+
+    @Test("as the gear, on v1: it joins its own cgroup, but cannot leave it, raise its limits, or pull another user's process in",
+          .enabled(if: Prerequisites.rootOrCI))
+    func gearCannotUseItsMembershipFiles() throws {
+        try #require(Prerequisites.rootProblem == nil, "\(Prerequisites.rootProblem ?? "")")
+        let hierarchy = try #require(CgroupHierarchy.detect(), "no cgroup hierarchy mounted")
+        guard case .v1 = hierarchy else { return }
+        let cgroup = try GearCgroup(hierarchy: hierarchy, parent: "openshift-node-tests", name: "attack-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        try cgroup.create(limits: CgroupLimits(memoryBytes: 256 << 20, cpuShares: 256, processes: 64), member: 45012)
+        defer {
+            try? cgroup.destroy()
+            for directory in cgroup.directories { rmdir(String(directory[..<directory.lastIndex(of: "/")!])) }
+        }
+        let memory = try #require(cgroup.directories.first { $0.contains("/memory/") }, "\(cgroup.directories)")
+        let parent = String(memory[..<memory.lastIndex(of: "/")!])
+        // Each step as uid 45012 with no capability; each line says whether the write worked.
+        let script = """
+            try() { if sh -c "$1" 2>/dev/null; then echo "$2=ok"; else echo "$2=refused"; fi; }
+            try 'echo 0 > \(memory)/tasks' join
+            try 'echo 0 > \(parent)/tasks' leave-parent
+            try 'echo 0 > /sys/fs/cgroup/memory/tasks' leave-root
+            try 'echo $$ > \(parent)/cgroup.procs' leave-procs
+            try 'echo 1073741824 > \(memory)/memory.limit_in_bytes' raise-limit
+            try 'echo 1 > \(memory)/tasks' pull-init
+            try 'echo 1 > \(memory)/cgroup.procs' pull-init-procs
+            """
+        let result = try ProcessRunner.run(["/usr/bin/setpriv", "--reuid=45012", "--regid=45012", "--clear-groups", "--inh-caps=-all",
+                                            "--bounding-set=-all", "--", "/bin/sh", "-c", script],
+                                           environment: ["PATH": "/usr/bin:/bin"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let lines = Set(result.stdout.split(separator: "\n").map(String.init))
+        #expect(lines == ["join=ok", "leave-parent=refused", "leave-root=refused", "leave-procs=refused", "raise-limit=refused",
+                          "pull-init=refused", "pull-init-procs=refused"], "\(result.stdout)")
+    }
 }
 
 @Suite("disk quota")
