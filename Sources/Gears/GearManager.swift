@@ -205,7 +205,6 @@ public final class GearManager: Sendable, CartridgeUsage {
                      mcsLabel: try? MCSLabel(uid: Int(record.uid), parameters: mcsParameters))
     }
 
-    /// The gear's home, opened by descriptor.
     /// The gear's home, opened by descriptor (reads only: changes hold the lock, `withGearHome`).
     public func home(_ gear: Gear) throws(GearsError) -> GearHome {
         try containing { () throws(ContainmentError) in try plugin.home(gear.identity) }
