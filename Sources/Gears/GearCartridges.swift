@@ -94,7 +94,7 @@ extension GearManager {
     /// then `bin/setup` and `bin/install` as the gear. Journaled in the gear's record: a failure
     /// removes everything it added, and a configure killed at any point is undone by the next
     /// configure or deconfigure of that cartridge.
-    public func configure(_ uuid: String, cartridge token: String) throws(GearsError) -> HookOutput {
+    public func configure(_ uuid: String, cartridge token: String, templateURL: String? = nil) throws(GearsError) -> HookOutput {
         try Self.validate(uuid: uuid)
         return try withGearLock(uuid) { () throws(GearsError) -> HookOutput in
             var record = try self.record(uuid)
@@ -137,7 +137,6 @@ extension GearManager {
                 let configured = GearCartridge(name: directory, directory: gear.home + "/" + directory, ident: manifest.ident,
                                                shortName: manifest.shortName, manifest: manifest)
                 var output = try renderTemplates(gear, configured, home: home)
-                if manifest.isWebFramework { try deployTemplate(from: source + "/template", in: home) }
                 let managed = ManagedFiles(source: source, cartridgeDirectory: directory)
                 try unlock(managed, in: home)
                 do throws(GearsError) {
@@ -154,6 +153,9 @@ extension GearManager {
                     throw error
                 }
                 try lock(managed, in: home)
+                if manifest.isWebFramework {
+                    output += try populateRepository(gear, configured, source: source, templateURL: templateURL, home: home)
+                }
                 output += try connectFrontend(gear, manifest, record: record, env: gearEnv)
                 try fail("gear.configure.end", uuid)
                 var done = record

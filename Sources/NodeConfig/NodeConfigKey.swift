@@ -105,6 +105,8 @@ extension NodeConfigKey {
         .init("GEAR_BASE_DIR", "/var/lib/openshift", .path, "Parent directory of gear homes."),
         .init("GEAR_SKEL_DIR", "/etc/openshift/skel", .path, "Skeleton copied into new gear homes."),
         .init("GEAR_SHELL", "/usr/bin/oo-trap-user", .path, "Login shell of gear users."),
+        .init("GEAR_TOOL", "", .string,
+              "The in-gear gear command that git hooks and the broker's deploys run as the gear (empty: gear beside the node's programs)."),
         .init("KRB5_CONFIG_FILE", "/etc/krb5.conf", .path,
               "MIT Kerberos configuration; k5login_directory in its [libdefaults] puts gears' k5login files there (else ~/.k5login)."),
         .init("SYSLOG_GEAR_LOGIN", "true", .boolean,

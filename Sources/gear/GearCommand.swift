@@ -1,5 +1,6 @@
 import Access
 import ArgumentParser
+import NodeConfig
 
 #if canImport(Glibc)
 import Glibc
@@ -13,8 +14,10 @@ import Glibc
 struct GearCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gear",
-        abstract: "Control, snapshot and restore this gear (run inside the gear, as its user).",
-        subcommands: [Start.self, Stop.self, Restart.self, Status.self, Snapshot.self, Restore.self])
+        abstract: "Deploy, control, snapshot and restore this gear (run inside the gear, as its user).",
+        subcommands: [Start.self, Stop.self, Restart.self, Status.self, Snapshot.self, Restore.self,
+                      PreReceive.self, PostReceive.self, Deploy.self, Build.self, Activate.self, Deployments.self,
+                      ArchiveDeployment.self, BinaryDeploy.self])
 }
 
 /// Prints to stderr (never stdout: it may be the archive).
@@ -94,7 +97,9 @@ struct Snapshot: ParsableCommand {
     }
 
     func run() throws {
-        try inGear { (gear: InGear) throws(InGearError) in try GearSnapshot(gear: gear, say: say).run() }
+        try inGear { (gear: InGear) throws(InGearError) in
+            try GearDeploy(gear: gear, say: say).withDeployLock { () throws(InGearError) in try GearSnapshot(gear: gear, say: say).run() }
+        }
     }
 }
 
@@ -119,6 +124,124 @@ struct Restore: ParsableCommand {
 
     func run() throws {
         let git = restoreGitRepo || words.contains("INCLUDE_GIT")
-        try inGear { (gear: InGear) throws(InGearError) in try GearRestore(gear: gear, includeGit: git, say: say).run() }
+        try inGear { (gear: InGear) throws(InGearError) in
+            try GearDeploy(gear: gear, say: say).withDeployLock { () throws(InGearError) in
+                try GearRestore(gear: gear, includeGit: git, say: say).run()
+            }
+        }
+    }
+}
+
+// MARK: Deployments
+
+/// Runs a deploy command; its failure is printed and exits 255, as the original's did.
+func deploying(_ body: (GearDeploy) throws(InGearError) -> Void) throws {
+    do {
+        try inGear { (gear: InGear) throws(InGearError) in try body(GearDeploy(gear: gear, say: say)) }
+    } catch is ExitCode {
+        throw ExitCode(255)
+    }
+}
+
+/// Standard input to its end (git's ref lines), at most 1 MiB.
+func standardInput() -> String {
+    (try? FileSystem.readAll(0, limit: 1 << 20, path: "stdin")).map { String(decoding: $0, as: UTF8.self) } ?? ""
+}
+
+struct PreReceive: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "prereceive",
+        abstract: "git's pre-receive hook: refuses a push to a binary-deployed gear; the application keeps running.")
+    @Flag(name: .customLong("init")) var initial = false
+    func run() throws {
+        _ = standardInput()
+        try deploying { (deploy: GearDeploy) throws(InGearError) in try deploy.preReceive() }
+    }
+}
+
+struct PostReceive: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "postreceive",
+        abstract: "git's post-receive hook: builds the pushed deployment branch in a new deployment and activates it.")
+    @Flag(name: .customLong("init"), help: "The first deployment (configure): no restart, no markers.") var initial = false
+    func run() throws {
+        let input = standardInput()
+        try deploying { (deploy: GearDeploy) throws(InGearError) in try deploy.postReceive(input: input, initial: initial) }
+    }
+}
+
+struct Deploy: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Build REF (default: the deployment branch) in a new deployment and activate it.")
+    @Flag(name: .customLong("hot-deploy")) var hotDeploy = false
+    @Flag(name: .customLong("force-clean-build")) var forceCleanBuild = false
+    @Flag(name: .customLong("init"), help: "The first deployment (configure): the application is not started.") var initial = false
+    @Argument(help: "A branch, tag or commit.") var ref: String?
+    func run() throws {
+        try deploying { (deploy: GearDeploy) throws(InGearError) in
+            try deploy.deploy(ref: ref ?? deploy.deploymentBranch, hotDeploy: initial ? false : hotDeploy,
+                              forceCleanBuild: initial ? false : forceCleanBuild, initial: initial)
+        }
+    }
+}
+
+struct Build: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Build REF in a new deployment without activating it (gear activate ID does).")
+    @Argument(help: "A branch, tag or commit.") var ref: String?
+    func run() throws {
+        try deploying { (deploy: GearDeploy) throws(InGearError) in
+            let id = try deploy.deploy(ref: ref ?? deploy.deploymentBranch, hotDeploy: nil, forceCleanBuild: nil, activating: false)
+            print(id)
+        }
+    }
+}
+
+struct Activate: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Activate a kept deployment by its id (a rollback).")
+    @Argument var id: String
+    @Flag(name: .customLong("all"), help: "Accepted for compatibility: this gear is the only one.") var all = false
+    @Flag(name: .customLong("post-install")) var postInstall = false
+    @Flag(name: .customLong("rotation"), inversion: .prefixedNo) var rotation = true
+    func run() throws {
+        try deploying { (deploy: GearDeploy) throws(InGearError) in try deploy.activate(id: id) }
+    }
+}
+
+struct Deployments: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List the deployments: activation time, id, git ref, sha1, ACTIVE.")
+    @Flag(name: .customLong("json"), help: "The list the broker stores, as JSON.") var json = false
+    func run() throws {
+        try deploying { (deploy: GearDeploy) throws(InGearError) in
+            print(json ? deploy.store.brokerJSON() : deploy.store.listing(), terminator: json ? "\n" : "")
+        }
+    }
+}
+
+struct ArchiveDeployment: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "archive-deployment",
+        abstract: "Write a deployment (default: the current one) as a gzip tar to stdout, for gear binary-deploy.")
+    @Option(name: .customLong("deployment-id")) var id: String?
+    func validate() throws {
+        if isatty(1) != 0 { throw ValidationError("stdout is a terminal: redirect it to a file") }
+    }
+    func run() throws {
+        try deploying { (deploy: GearDeploy) throws(InGearError) in try deploy.archiveDeployment(id: id) }
+    }
+}
+
+struct BinaryDeploy: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "binary-deploy",
+        abstract: "Deploy a gzip tar (repo/, dependencies/, build-dependencies/) from stdin or FILE, without a build.")
+    @Flag(name: .customLong("hot-deploy")) var hotDeploy = false
+    @Argument(help: "A .tar.gz file (default: stdin).") var file: String?
+    func run() throws {
+        var input: Int32 = 0
+        if let file {
+            input = open(file, O_RDONLY | O_CLOEXEC)
+            guard input >= 0 else {
+                say("Specified file '\(file)' does not exist.")
+                throw ExitCode(255)
+            }
+        }
+        try deploying { (deploy: GearDeploy) throws(InGearError) in try deploy.binaryDeploy(input: input, hotDeploy: hotDeploy) }
     }
 }

@@ -25,41 +25,14 @@ struct SSHBench: ParsableCommand {
     func run() throws {
         guard geteuid() == 0 else { throw ValidationError("node-bench ssh needs root (real gear accounts and an sshd)") }
         guard SSHServer.isInstalled else { throw ValidationError("OpenSSH is not installed (apt-get install openssh-server openssh-client)") }
-        let work = try SSHServer.scratchDirectory("ssh-bench")
-        defer { TestFiles.remove(work) }
-        let bin = work + "/bin"
-        mkdir(bin, 0o755)
-        let trap = bin + "/oo-trap-user"
-        try TestFiles.write(trap, bytes: try FileSystem.readBytes(siblingPath("oo-trap-user"), limit: 64 << 20), mode: 0o755)
-        chmod(trap, 0o755)
-        let nodeConf = work + "/node.conf"
-        let gearBase = work + "/gears"
-        let settings = "GEAR_BASE_DIR=\(gearBase)\nGEAR_MIN_UID=48900\nGEAR_MAX_UID=48999\nGEAR_SHELL=\(trap)\n"
-            + "OPENSHIFT_CGROUP_ROOT=openshift-ssh-bench\nSYSLOG_GEAR_LOGIN=true\n"
-        try TestFiles.write(nodeConf, settings)
-        let configuration = try NodeConfiguration(parsing: settings, file: nodeConf)
-        mkdir(gearBase, 0o755)
-        chmod(gearBase, 0o755)
-        let cartridges = String(#filePath.split(separator: "/Sources/", omittingEmptySubsequences: false)[0]) + "/cartridges"
-        let repository = CartridgeRepository(configuration: .init(path: work + "/repository", cartridgeBasePath: cartridges))
-        _ = repository.rescan()
-        let plugin = SELinuxContainer(configuration: configuration, gearBaseDir: gearBase, limits: ResourceLimits(),
-                                      gearExec: siblingPath("oo-gear-exec"))
-        var quiet = Logger(label: "node-bench")
-        quiet.logLevel = .warning
-        let manager = GearManager(configuration: configuration, gearBaseDir: gearBase, plugin: plugin, repository: repository, logger: quiet)
-        let client = work + "/client"
-        mkdir(client, 0o700)
-        let key = try SSHServer.generateKey(in: client)
+        let node = try BenchNode(label: "ssh-bench", uids: 48900...48999, cgroupRoot: "openshift-ssh-bench", extraSettings: "SYSLOG_GEAR_LOGIN=true\n")
+        let (nodeConf, manager, key, plugin, configuration) = (node.nodeConf, node.manager, node.key, node.plugin, node.configuration)
+        var created: [Gear] = []
+        defer { node.destroy(created) }
         let trapped = try manager.create(GearCreateRequest(uuid: "benchtrap"))
+        created.append(trapped)
         let plain = try manager.create(GearCreateRequest(uuid: "benchbash"))
-        defer {
-            _ = try? manager.destroy(trapped.uuid)
-            _ = try? manager.destroy(plain.uuid)
-            if let hierarchy = CgroupHierarchy.detect(), let parent = try? GearCgroup(hierarchy: hierarchy, parent: "", name: "openshift-ssh-bench") {
-                for directory in parent.directories { rmdir(directory) }
-            }
-        }
+        created.append(plain)
         try GearKeys(gears: manager, kerberosConfigFile: configuration.string("KRB5_CONFIG_FILE"))
             .add(trapped.uuid, [KeyEntry(type: key.type, content: key.body, comment: "bench")])
         // The baseline: bash as the login shell, a key without forced command.

@@ -19,6 +19,7 @@ struct DevelNode: ParsableCommand {
               oo-devel-node app-destroy --with-container-uuid g1 --root /tmp/node
             """,
         subcommands: [AppCreate.self, AppDestroy.self, Configure.self, PostConfigure.self, Deconfigure.self,
+                      DeployCommand.self, ActivateCommand.self, DeploymentsCommand.self,
                       StartCommand.self, StopCommand.self, RestartCommand.self, StatusCommand.self, TidyCommand.self,
                       FrontendConnect.self, FrontendDisconnect.self, FrontendConnections.self, AddAlias.self, RemoveAlias.self,
                       FrontendIdle.self, FrontendUnidle.self, FrontendCheckIdle.self, SSLCertAdd.self, SSLCertRemove.self,
@@ -85,9 +86,52 @@ struct Configure: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Add a cartridge (name or name-version) to a gear.")
     @OptionGroup var gear: GearOptions
     @Option(name: .customLong("cart-name"), help: "e.g. python-3.11 or mock") var cartridge: String
+    @Option(name: .customLong("with-template-git-url"), help: "The application's first code: a git URL (#ref), an absolute path, or 'empty'.")
+    var templateURL: String?
 
     func run() throws {
-        try perform(gear) { manager in try manager.configure(gear.uuid, cartridge: cartridge).output }
+        try perform(gear) { manager in try manager.configure(gear.uuid, cartridge: cartridge, templateURL: templateURL).output }
+    }
+}
+
+/// Runs a deploy action as the gear; its output is printed and its failure is the exit status.
+func performDeploy(_ options: GearOptions, _ body: (GearManager) throws -> HookOutput) throws {
+    try perform(options) { manager in
+        let result = try body(manager)
+        if result.status != 0 { throw GearsError.hookFailed(gear: options.uuid, hook: "gear", status: result.status, output: result.output) }
+        return result.output
+    }
+}
+
+struct DeployCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "deploy",
+        abstract: "Build a ref (default: the deployment branch) in a new deployment and activate it, as the gear.")
+    @OptionGroup var gear: GearOptions
+    @Option(name: .customLong("with-ref")) var ref: String?
+    @Flag(name: .customLong("with-hot-deploy")) var hotDeploy = false
+    @Flag(name: .customLong("with-force-clean-build")) var forceCleanBuild = false
+
+    func run() throws {
+        try performDeploy(gear) { manager in try manager.deploy(gear.uuid, ref: ref, hotDeploy: hotDeploy, forceCleanBuild: forceCleanBuild) }
+    }
+}
+
+struct ActivateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "activate", abstract: "Activate a kept deployment by id (a rollback), as the gear.")
+    @OptionGroup var gear: GearOptions
+    @Option(name: .customLong("with-deployment-id")) var id: String
+
+    func run() throws {
+        try performDeploy(gear) { manager in try manager.activate(gear.uuid, deploymentID: id) }
+    }
+}
+
+struct DeploymentsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "deployments", abstract: "Print the gear's deployments as JSON (what the broker stores).")
+    @OptionGroup var gear: GearOptions
+
+    func run() throws {
+        try perform(gear) { manager in try manager.deploymentsJSON(gear.uuid) }
     }
 }
 

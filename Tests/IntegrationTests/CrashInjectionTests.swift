@@ -1,3 +1,4 @@
+import Foundation
 import Containment
 import NodeConfig
 import NodeTestSupport
@@ -228,6 +229,63 @@ struct CrashInjectionTests {
             #expect(TestFiles.environment(home + "/.env").keys.filter { $0.hasPrefix("OPENSHIFT_MOCK") }.isEmpty, "run \(run)")
         }
         #expect(interrupted >= Self.runs / 4, "most kills land before the deconfigure ends: \(interrupted) of \(Self.runs)")
+        #expect(try await node.devel(["app-destroy", "--with-container-uuid", uuid]).status == 0)
+        #expect(node.traces(of: uuid).isEmpty, "destroy left \(node.traces(of: uuid))")
+    }
+
+    @Test("gear deploy killed at random moments: the gear keeps a whole active deployment, and the next deploy completes and serves",
+          .timeLimit(.minutes(8)))
+    func deploy() async throws {
+        try #require(Prerequisites.rootProblem == nil, "\(Prerequisites.rootProblem ?? "")")
+        let node = try Node()
+        defer { node.destroy() }
+        let uuid = "crashdep"
+        let created = try await node.devel(["app-create", "--with-container-uuid", uuid])
+        try #require(created.status == 0, "\(created.stderr)")
+        let uid = created.stdout.split(separator: " ").last.map { $0.trimmingCharacters(in: .whitespacesAndNewlines) } ?? ""
+        #expect(try await node.devel(["configure", "--with-container-uuid", uuid, "--cart-name", "mock"]).status == 0)
+        #expect(try await node.devel(["start", "--with-container-uuid", uuid]).status == 0)
+        let home = node.gearBaseDir + "/" + uuid
+        let deployments = home + "/app-deployments"
+        // `gear deploy` as the gear itself, as a push's hook runs it: its uid, the gear's variables.
+        let environment = TestFiles.environment(home + "/.env").merging(["PATH": "/usr/bin:/bin"]) { $1 }
+        let argv = ["/usr/bin/setpriv", "--reuid=\(uid)", "--regid=\(uid)", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all",
+                    "--", ProcessRunner.executable("gear"), "deploy"]
+        let root = node.scratch.root
+        func deploy(killAfter delay: Double?) async throws -> Int32 {
+            try await onThread {
+                let pid = try ProcessRunner.spawn(argv, stdout: root + "/deploy.out", stderr: root + "/deploy.err", environment: environment)
+                guard let delay else { return ProcessRunner.wait(pid) }
+                usleep(UInt32(delay * 1_000_000))
+                kill(pid, SIGKILL)
+                return ProcessRunner.wait(pid)
+            }
+        }
+        let port = UInt16(environment["OPENSHIFT_MOCK_EXAMPLE_PORT1"] ?? "") ?? 8080
+        let ip = environment["OPENSHIFT_MOCK_EXAMPLE_IP1"] ?? "127.0.0.1"
+        let window = try await Self.duration({ () async throws in
+            #expect(try await deploy(killAfter: nil) == 0, "\(TestFiles.read(root + "/deploy.err") ?? "")")
+        }, reset: {})
+        var kills = KillWindow(probe: window)
+        var interrupted = 0
+        for run in 0..<30 {
+            let killed = try await deploy(killAfter: kills.moment()) == 128 + SIGKILL
+            kills.record(killed: killed)
+            if killed { interrupted += 1 }
+            // Whatever the moment: `current` names a whole deployment, and the runtime goes through it.
+            let current = (try? FileManager.default.destinationOfSymbolicLink(atPath: deployments + "/current")) ?? ""
+            let metadata = TestFiles.read(deployments + "/" + current + "/metadata.json") ?? ""
+            #expect(metadata.contains(#""id":""#) && metadata.contains(#""git_sha1":""#) && TestFiles.exists(deployments + "/current/repo/README"),
+                    "run \(run): current \(current): \(metadata)")
+            #expect(TestFiles.exists(home + "/app-root/runtime/repo/README"), "run \(run): the runtime's repo resolves")
+            let next = try await deploy(killAfter: nil)
+            #expect(next == 0, "run \(run): the next deploy: \(TestFiles.read(root + "/deploy.err") ?? "")")
+            #expect(await eventually(within: 10) { HTTPProbe.get(port: port, host: ip)?.body == "mock cartridge\n" }, "run \(run): serving")
+            let names = TestFiles.list(deployments, includeHidden: true)
+            #expect(names.filter { $0.hasPrefix(".current.") || $0.hasPrefix(".incoming.") }.isEmpty, "run \(run): litter \(names)")
+            #expect(names.filter { $0.first?.isNumber == true }.count <= 2, "run \(run): pruned to keep 1 (+ a failed one): \(names)")
+        }
+        #expect(interrupted >= 30 / 4, "most kills land inside the deploy: \(interrupted) of 30")
         #expect(try await node.devel(["app-destroy", "--with-container-uuid", uuid]).status == 0)
         #expect(node.traces(of: uuid).isEmpty, "destroy left \(node.traces(of: uuid))")
     }

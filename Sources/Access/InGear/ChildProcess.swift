@@ -26,6 +26,26 @@ struct ChildProcess {
         return ChildProcess(pid: pid, program: argv[0])
     }
 
+    /// Runs a tool with stdin from /dev/null and `output` as its stdout, and waits for it: its
+    /// exit status and what it wrote to stderr.
+    static func run(_ argv: [String], output: Int32) throws(InGearError) -> (status: Int32, messages: String) {
+        let errors = try pipe()
+        let devNull = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        defer { close(devNull) }
+        let child: ChildProcess
+        do throws(InGearError) {
+            child = try start(argv, environment: toolEnvironment, descriptors: [devNull, output, errors.write])
+        } catch {
+            close(errors.read)
+            close(errors.write)
+            throw error
+        }
+        close(errors.write)
+        let messages = drain(errors.read)
+        close(errors.read)
+        return (child.wait(), messages)
+    }
+
     /// Waits for the child; its exit status, 128 + signal when killed.
     func wait() -> Int32 {
         var raw: Int32 = 0
@@ -42,6 +62,18 @@ struct ChildProcess {
         guard Glibc.pipe(&fds) == 0 else { throw .system(SystemError(step: "pipe", path: "", errno: errno)) }
         for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
         return (fds[0], fds[1])
+    }
+
+    /// Two pipes: one for a child's data, one for its messages (none left open on failure).
+    static func pipes() throws(InGearError) -> (data: (read: Int32, write: Int32), errors: (read: Int32, write: Int32)) {
+        let data = try pipe()
+        do throws(InGearError) {
+            return (data, try pipe())
+        } catch {
+            close(data.read)
+            close(data.write)
+            throw error
+        }
     }
 
     /// Reads a descriptor to its end, keeping at most `limit` bytes.

@@ -109,16 +109,15 @@ public struct GearRestore {
         }
     }
 
-    /// Checks the whole archive from `input` and writes the restored scope into `staging`.
-    /// Returns the directories' modes to apply once in place.
     func stage(input: Int32, into staging: StagingTree, policy: inout ArchivePolicy) throws(InGearError) {
-        let output = try ChildProcess.pipe()
-        let errors: (read: Int32, write: Int32)
-        do throws(InGearError) { errors = try ChildProcess.pipe() } catch {
-            close(output.read)
-            close(output.write)
-            throw error
-        }
+        try Self.stage(input: input, into: staging, policy: &policy, limits: limits)
+    }
+
+    /// Checks the whole gzip tar archive from `input` with `policy` and writes what it admits
+    /// into `staging` (restore and binary deploy).
+    static func stage<Policy: MemberPolicy>(input: Int32, into staging: StagingTree, policy: inout Policy,
+                                            limits: TarLimits) throws(InGearError) {
+        let (output, errors) = try ChildProcess.pipes()
         let gzip: ChildProcess
         do throws(InGearError) {
             gzip = try ChildProcess.start(["/bin/gzip", "-dc"], environment: toolEnvironment, descriptors: [input, output.write, errors.write])

@@ -30,7 +30,7 @@ public struct GearSnapshot {
         var excluded = [".tmp", ".ssh", ".sandbox", "*/conf.d/openshift.conf", "*/run/httpd.pid", "haproxy*/run/stats",
                         "app-root/runtime/.state", "app-root/runtime/.preupgrade_state", "app-root/runtime/.upgrade_itinerary",
                         "app-root/runtime/.upgrade_complete*", "app-root/runtime/repo", "app-root/runtime/dependencies",
-                        "app-root/runtime/build-dependencies", "app-root/data/.bash_history", ".auth"]
+                        "app-root/runtime/build-dependencies", "app-root/runtime/.deploy.lock", "app-root/data/.bash_history", ".auth"]
         excluded += privateKeyFiles.map { ".openshift_ssh/" + Self.escapedPattern($0) }
         for (cartridge, rules) in gear.snapshotRules {
             for entry in rules.exclusions {
@@ -84,21 +84,7 @@ public struct GearSnapshot {
     }
 
     func writeArchive(output: Int32) throws(InGearError) {
-        let errors = try ChildProcess.pipe()
-        let devNull = open("/dev/null", O_RDONLY | O_CLOEXEC)
-        defer { close(devNull) }
-        let tar: ChildProcess
-        do throws(InGearError) {
-            tar = try ChildProcess.start(tarArguments, environment: toolEnvironment, descriptors: [devNull, output, errors.write])
-        } catch {
-            close(errors.read)
-            close(errors.write)
-            throw error
-        }
-        close(errors.write)
-        let messages = ChildProcess.drain(errors.read)
-        close(errors.read)
-        let status = tar.wait()
+        let (status, messages) = try ChildProcess.run(tarArguments, output: output)
         switch status {
         case 0:
             if !messages.isEmpty { say(messages) }

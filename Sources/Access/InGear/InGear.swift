@@ -42,6 +42,11 @@ public struct InGear: Sendable {
 
     /// The gear of the calling process; refused for root and for users without a home.
     public static func current(environment: [String: String]) throws(InGearError) -> InGear {
+        // A sandbox gear runs as the node's own user: its identity is what the node handed it
+        // (nothing here is privileged, so the environment may name it).
+        if let home = environment["OPENSHIFT_SANDBOX_GEAR"], let uuid = environment["OPENSHIFT_GEAR_UUID"], home.hasPrefix("/") {
+            return InGear(uuid: uuid, home: home, environment: environment)
+        }
         let uid = getuid()
         guard uid != 0 && geteuid() != 0 else {
             throw .notAGear(reason: "gear runs as a gear's user, never as root (it is run inside the gear, over SSH)")

@@ -152,9 +152,26 @@ extension OpenShiftAgent {
             try context.keys.forget(try uuid())
             return ok(output)
         case "configure":
-            return ok(try gears.configure(try uuid(), cartridge: cartridgeToken()).output)
+            let output = try gears.configure(try uuid(), cartridge: cartridgeToken(), templateURL: args.string("--with-template-git-url")).output
+            var result = ok(output)
+            result.addtlParams = deploymentsParameter(try uuid())
+            return result
+        case "deploy":
+            if let artifact = args.string("--with-artifact-url"), !artifact.isEmpty {
+                return CartridgeDoResult(exitcode: 127, output: "CLIENT_ERROR: deploys from an artifact URL are not supported by this node; "
+                                         + "use gear binary-deploy over SSH with the archive on stdin")
+            }
+            let ref = args.string("--with-ref").flatMap { $0.isEmpty ? nil : $0 }
+            let result = try gears.deploy(try uuid(), ref: ref, hotDeploy: args.bool("--with-hot-deploy"),
+                                          forceCleanBuild: args.bool("--with-force-clean-build"))
+            return CartridgeDoResult(exitcode: Int(result.status), output: result.output, addtlParams: deploymentsParameter(try uuid()))
+        case "activate":
+            let result = try gears.activate(try uuid(), deploymentID: try args.require("--with-deployment-id"))
+            return CartridgeDoResult(exitcode: Int(result.status), output: result.output, addtlParams: deploymentsParameter(try uuid()))
         case "post-configure":
-            return ok(try gears.postConfigure(try uuid(), cartridge: cartridgeToken()).output)
+            var result = ok(try gears.postConfigure(try uuid(), cartridge: cartridgeToken()).output)
+            result.addtlParams = deploymentsParameter(try uuid())
+            return result
         case "deconfigure":
             return ok(try gears.deconfigure(try uuid(), cartridge: cartridgeToken()).output)
         case "start", "stop", "restart", "status", "tidy", "reload":
@@ -301,6 +318,36 @@ extension OpenShiftAgent {
         default:
             return CartridgeDoResult(exitcode: 127, output: "Unsupported action: \(action) is not implemented by this node")
         }
+    }
+
+    /// `{"deployments": [...]}` for a reply (the original's `calculate_deployments`), or null
+    /// when the gear has no deployments to report.
+    /// The list comes from the gear (its `gear deployments --json`), so it is rebuilt here from
+    /// the known fields and value types only, at most 1000 entries: a gear cannot put anything
+    /// else into the broker's reply.
+    func deploymentsParameter(_ uuid: String) -> AgentValue {
+        guard let text = try? context.gears.deploymentsJSON(uuid), let list = try? AgentValue.parse(json: text),
+              case .array(let items) = list, !items.isEmpty else { return .null }
+        let kept: [AgentValue] = items.prefix(1000).compactMap { item in
+            guard case .hash = item else { return nil }
+            func text(_ key: String, limit: Int) -> AgentValue {
+                guard let value = item[key]?.string, value.utf8.count <= limit else { return .null }
+                return .string(value)
+            }
+            func flag(_ key: String) -> AgentValue { .bool(item[key]?.bool ?? false) }
+            func number(_ value: AgentValue?) -> AgentValue? {
+                switch value {
+                case .float(let d)?: return .float(d)
+                case .int(let n)?: return .float(Double(n))
+                default: return nil
+                }
+            }
+            let activations = (item["activations"]?.array ?? []).prefix(1000).compactMap(number)
+            return .symbols(["id": text("id", limit: 8), "ref": text("ref", limit: 256), "sha1": text("sha1", limit: 40),
+                             "force_clean_build": flag("force_clean_build"), "hot_deploy": flag("hot_deploy"),
+                             "created_at": number(item["created_at"]) ?? .null, "activations": .array(activations), "active": flag("active")])
+        }
+        return kept.isEmpty ? .null : .symbols(["deployments": .array(kept)])
     }
 
     /// `--with-ssh-keys`: `[{"key", "type", "comment", "content", "login"}, ...]` (or that as JSON

@@ -45,7 +45,12 @@ public enum Placement: Sendable, Equatable {
 ///   outside the scope, the gear's: `finish`), or a hard link to anything but an earlier regular
 ///   file of the scope; outside it: a hard link to anything but an earlier member.
 /// The member's top directory is mapped to the gear (the `--strip-components=2` of `./<uuid>/`).
-public struct ArchivePolicy {
+/// Decides, member by member, what of an archive is written (and where), or refuses it.
+public protocol MemberPolicy {
+    mutating func admit(_ entry: TarEntry) throws(InGearError) -> Placement
+}
+
+public struct ArchivePolicy: MemberPolicy {
     public let scope: RestoreScope
     let transforms: [SedTransform]
     public private(set) var topDirectory: [UInt8]?
