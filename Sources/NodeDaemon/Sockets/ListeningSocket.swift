@@ -1,3 +1,5 @@
+import NodeConfig
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -24,15 +26,9 @@ enum ListeningSocket {
     /// could replace the socket). A stale socket at `path` is replaced; anything else there is
     /// an error.
     static func unix(path: String, mode: mode_t = 0o600, backlog: Int32 = 64) throws(SocketError) -> Int32 {
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard !bytes.isEmpty, bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+        guard !path.hasPrefix("@"), let address = UnixAddress(path) else {
             throw SocketError(step: "bind", target: path, errno: ENAMETOOLONG,
-                              reason: "a Unix socket path is 1 to \(MemoryLayout.size(ofValue: address.sun_path) - 1) bytes")
-        }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            for (index, byte) in bytes.enumerated() { raw[index] = byte }
+                              reason: "a Unix socket path is 1 to \(UnixAddress.capacity) bytes")
         }
         try makeParentDirectory(of: path)
         var existing = stat()
@@ -49,9 +45,7 @@ enum ListeningSocket {
             close(fd)
             throw SocketError(step: "fchmod", target: path, errno: code)
         }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
+        let bound = address.withSockaddr { bind(fd, $0, $1) }
         guard bound == 0 else {
             let code = errno
             close(fd)
