@@ -154,6 +154,10 @@ public struct ApacheFrontend: FrontendPlugin {
 
     // MARK: Files
 
+    /// Creates the map directory and any missing map, empty, so that an Apache configured with
+    /// the router's rules starts before the first gear exists. Existing maps are left as they are.
+    public func prepareMaps() throws(FrontendError) { try prepare() }
+
     private func prepare() throws(FrontendError) {
         do { try FileSystem.makeDirectories(directory) } catch { throw FrontendError(error) }
         for map in Self.maps where access(path(map), F_OK) != 0 {

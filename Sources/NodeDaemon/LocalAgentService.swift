@@ -38,8 +38,11 @@ public struct LocalAgentService: Service {
     let path: String
     let handlers: [String: any AgentHandler]
     let logger: Logger
+    /// Called once the socket is listening, or was given up on (and logged).
+    let settled: @Sendable () -> Void
 
-    public init(path: String, handlers: [any AgentHandler], logger: Logger) {
+    public init(path: String, handlers: [any AgentHandler], logger: Logger, settled: @escaping @Sendable () -> Void = {}) {
+        self.settled = settled
         self.path = path
         self.handlers = Dictionary(handlers.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         self.logger = logger
@@ -51,6 +54,7 @@ public struct LocalAgentService: Service {
             fd = try ListeningSocket.unix(path: path, mode: 0o600, backlog: Int32(Self.maxConnections))
         } catch {
             logger.error("the local agent is off: \(error)", metadata: ["socket": "\(path)"])
+            settled()
             try? await gracefulShutdown()
             return
         }
@@ -67,6 +71,7 @@ public struct LocalAgentService: Service {
             SocketListener.adoptIntoNIO(socket) { LocalAgentConnection(limits: limits) { line in await Self.answer(line, handlers) } }
         }
         logger.notice("local agent listening", metadata: ["socket": "\(path)"])
+        settled()
         await listener.run()
         // Remove the socket only if it is still ours (another daemon may have replaced it).
         var current = stat()

@@ -42,8 +42,12 @@ public struct WakeService: Service {
     private let gears: GearManager
     private let frontend: FrontendManager
     private let logger: Logger
+    /// Called once the port is listening, or was given up on (and logged).
+    private let settled: @Sendable () -> Void
 
-    public init(port: UInt16, gears: GearManager, frontend: FrontendManager, logger: Logger) {
+    public init(port: UInt16, gears: GearManager, frontend: FrontendManager, logger: Logger,
+                settled: @escaping @Sendable () -> Void = {}) {
+        self.settled = settled
         self.port = port
         self.gears = gears
         self.frontend = frontend
@@ -56,6 +60,7 @@ public struct WakeService: Service {
             fd = try ListeningSocket.loopback(port: port)
         } catch {
             logger.error("idle gears will not be woken: \(error)")
+            settled()
             try? await gracefulShutdown()
             return
         }
@@ -76,6 +81,7 @@ public struct WakeService: Service {
             return channel
         }
         logger.info("waking idle gears", metadata: ["listen": "127.0.0.1:\(port)"])
+        settled()
         await listener.run()
         try? await workers.shutdownGracefully()
     }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Dispatch
 import Foundation
 import Frontend
 import Gears
@@ -9,6 +10,8 @@ import NodeCLI
 struct AdminCtlGears: ParsableCommand {
     enum Command: String, ExpressibleByArgument, CaseIterable {
         case list, status, start, stop, restart, idle, unidle, unused
+        /// The original's bulk names (the boot unit uses them): every gear, stop locks respected.
+        case startall, stopall, restartall
     }
 
     static let configuration = CommandConfiguration(
@@ -17,15 +20,28 @@ struct AdminCtlGears: ParsableCommand {
         discussion: """
             Without UUIDs, start/stop/restart act on every gear and skip the ones a user stopped (stop lock), as \
             the node does at boot; with UUIDs they act on those gears and count as the user's own request. \
-            Each gear prints [ OK ] or [ FAILED ]; any failure exits 254.
+            Each gear prints [ OK ] or [ FAILED ]; any failure exits 254. startall, stopall and restartall are \
+            start, stop and restart of every gear (the boot unit openshift-gears.service runs them); \
+            --processes gears are worked on at once.
             `unused --for SECONDS` prints the running gears nobody requested through the frontend for that long \
             (or ever): the candidates for `idle`.
             """)
 
-    @Argument(help: "list, status, start, stop, restart, idle, unidle or unused.") var command: Command
+    @Argument(help: "list, status, start, stop, restart, idle, unidle, unused, startall, stopall or restartall.")
+    var command: Command
     @Option(name: .customLong("for"), help: "With unused: seconds without a request (default one day).") var unusedFor = 86_400
     @Argument(help: "Gear uuids (default: all gears).") var uuids: [String] = []
+    @Option(name: [.customShort("n"), .customLong("processes")],
+            help: "Gears started, stopped or restarted at once (default: one per CPU).")
+    var processes = max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
     @Flag(help: "Machine-readable output.") var json = false
+
+    func validate() throws {
+        guard processes >= 1 && processes <= 256 else { throw ValidationError("--processes must be from 1 to 256") }
+        if [.startall, .stopall, .restartall].contains(command) && !uuids.isEmpty {
+            throw ValidationError("\(command.rawValue) acts on every gear and takes no uuids")
+        }
+    }
     @OptionGroup var node: NodeOptions
 
     func run() throws {
@@ -79,24 +95,65 @@ struct AdminCtlGears: ParsableCommand {
                     }
                 }
                 if failed { throw ExitCode(254) }
-            case .start, .stop, .restart:
-                let action = GearManager.ControlAction(rawValue: command.rawValue)!
-                var failed = false
-                var results: [[String: String]] = []
-                for gear in gears {
+            case .start, .stop, .restart, .startall, .stopall, .restartall:
+                let name = command.rawValue.replacingOccurrences(of: "all", with: "")
+                let action = GearManager.ControlAction(rawValue: name)!
+                // Gears are independent (each has its own lock); lines are printed as gears finish.
+                let results = Locked([[String: String]?](repeating: nil, count: gears.count))
+                inParallel(gears.count, workers: processes) { index in
+                    let gear = gears[index]
+                    var result: [String: String]
                     do {
                         let output = try manager.control(gear.uuid, action, userInitiated: explicit)
-                        results.append(["uuid": gear.uuid, "result": "ok", "output": output.output])
-                        if !json { printLine("[ OK ] \(command.rawValue) \(gear.uuid)") }
+                        result = ["uuid": gear.uuid, "result": "ok", "output": output.output]
                     } catch {
-                        failed = true
-                        results.append(["uuid": gear.uuid, "result": "failed", "error": "\(error)"])
-                        if !json { printLine("[ FAILED ] \(command.rawValue) \(gear.uuid): \(error)") }
+                        result = ["uuid": gear.uuid, "result": "failed", "error": "\(error)"]
+                    }
+                    results.withLock { all in
+                        all[index] = result
+                        if !json {
+                            printLine(result["result"] == "ok" ? "[ OK ] \(name) \(gear.uuid)"
+                                      : "[ FAILED ] \(name) \(gear.uuid): \(result["error"] ?? "")")
+                        }
                     }
                 }
-                if json { printLine(Listing.json(results)) }
-                if failed { throw ExitCode(254) }
+                let all = results.withLock { $0.compactMap { $0 } }
+                if json { printLine(Listing.json(all)) }
+                if all.contains(where: { $0["result"] != "ok" }) { throw ExitCode(254) }
             }
         }
+    }
+}
+
+/// Runs `body(0..<count)` on `workers` threads of their own, each taking the next index until
+/// none is left; returns when all are done. Threads, not the CPU-wide dispatch pool: a worker
+/// mostly waits for a gear's hooks.
+func inParallel(_ count: Int, workers: Int, _ body: @escaping @Sendable (Int) -> Void) {
+    let next = Locked(0)
+    let done = DispatchGroup()
+    for _ in 0..<min(workers, count) {
+        done.enter()
+        Thread.detachNewThread {
+            defer { done.leave() }
+            while case let index = next.withLock({ value -> Int in
+                defer { value += 1 }
+                return value
+            }), index < count {
+                body(index)
+            }
+        }
+    }
+    done.wait()
+}
+
+/// A value behind a lock, shareable between threads.
+final class Locked<Value>: @unchecked Sendable {
+    private var value: Value
+    private let lock = NSLock()
+    init(_ value: Value) { self.value = value }
+    func withLock<T>(_ body: (inout Value) throws -> T) rethrows -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body(&value)
     }
 }

@@ -4,11 +4,13 @@ import Cartridges
 import Foundation
 import MCollective
 import Frontend
+import Gears
 import Logging
 import NodeCLI
 import NodeConfig
 import NodeDaemon
 import ServiceLifecycle
+import Synchronization
 
 @main
 struct OpenShiftNode: AsyncParsableCommand {
@@ -40,6 +42,8 @@ struct Run: AsyncParsableCommand {
     var logLevel: Logger.Level = .info
 
     func run() async throws {
+        // First, so that nothing the daemon starts inherits systemd's socket.
+        let systemd = SystemdNotifier.fromEnvironment()
         NodeLogging.bootstrap(level: logLevel)
         let logger = Logger(label: "openshift.node")
         let layout: PathLayout
@@ -58,14 +62,6 @@ struct Run: AsyncParsableCommand {
             "repository": "\(repository.path)",
             "cartridge_base_path": "\(layout.cartridgeBasePath)",
         ])
-        let rescans = RescanService(repository: repository, logger: logger)
-        var services: [any Service] = [rescans, SignalService(rescans: rescans, logger: logger)]
-        if layout.configuration.watchCartridgeBasePath && !noWatch {
-            services.append(BasePathWatcher(
-                basePath: layout.cartridgeBasePath,
-                debounce: .milliseconds(layout.configuration.rescanDebounceMilliseconds),
-                rescans: rescans, logger: logger))
-        }
         let wakePort = layout.configuration.integer("FRONTEND_WAKE_PORT")
         let transports = Set(layout.configuration.list("AGENT_TRANSPORTS"))
         let needsNode = (wakePort > 0 && !noWake) || !transports.isEmpty
@@ -76,16 +72,39 @@ struct Run: AsyncParsableCommand {
             logger.warning("gears, the frontend and the agent are off: \(error)")
             node = nil
         }
-        if let node, wakePort > 0 && !noWake, let frontend = node.frontend {
-            services.append(WakeService(port: UInt16(clamping: wakePort), gears: node.gears, frontend: frontend, logger: logger))
+        let wakes = node?.frontend != nil && wakePort > 0 && !noWake
+        let listensLocally = node != nil && transports.contains("local")
+        // Ready: the first rescan is done and every listener is bound (or given up on, and logged).
+        let readiness = Readiness(parts: Set(["rescan"] + (wakes ? ["wake"] : []) + (listensLocally ? ["local-agent"] : [])))
+        let status = DaemonStatus(gears: node?.gears)
+        let (updates, updated) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        let rescans = RescanService(repository: repository, logger: logger) { trigger, report in
+            status.record(report, trigger: trigger)
+            readiness.ready("rescan")
+            updated.yield()
+        }
+        var services: [any Service] = [rescans, SignalService(rescans: rescans, logger: logger)]
+        if layout.configuration.watchCartridgeBasePath && !noWatch {
+            services.append(BasePathWatcher(
+                basePath: layout.cartridgeBasePath,
+                debounce: .milliseconds(layout.configuration.rescanDebounceMilliseconds),
+                rescans: rescans, logger: logger))
+        }
+        if let node, wakes, let frontend = node.frontend {
+            services.append(WakeService(port: UInt16(clamping: wakePort), gears: node.gears, frontend: frontend, logger: logger,
+                                        settled: { readiness.ready("wake") }))
         }
         if let node, node.frontend != nil {
             services.append(LastAccessService(records: LastAccess(mapDirectory: layout.path("OPENSHIFT_HTTP_CONF_DIR"),
                                                                   directory: layout.path("LAST_ACCESS_DIR")), logger: logger))
         }
         if let node, !transports.isEmpty {
-            services += try agentServices(node: node, layout: layout, transports: transports, logger: logger)
+            services += try agentServices(node: node, layout: layout, transports: transports, logger: logger,
+                                          localSettled: { readiness.ready("local-agent") })
         }
+        // Last: the group stops services in reverse order, so STOPPING=1 goes out first.
+        services.append(SystemdService(notifier: systemd, readiness: readiness, updates: updates, logger: logger,
+                                       status: { status.text }))
         let group = ServiceGroup(configuration: .init(
             services: services.map { .init(service: $0) },
             gracefulShutdownSignals: [.sigterm, .sigint],
@@ -96,7 +115,8 @@ struct Run: AsyncParsableCommand {
 }
 
 /// The agent and its transports, as AGENT_TRANSPORTS and MCOLLECTIVE_CONFIG say.
-func agentServices(node: NodeServices, layout: PathLayout, transports: Set<String>, logger: Logger) throws -> [any Service] {
+func agentServices(node: NodeServices, layout: PathLayout, transports: Set<String>, logger: Logger,
+                   localSettled: @escaping @Sendable () -> Void = {}) throws -> [any Service] {
     let configuration = layout.configuration
     var services: [any Service] = []
     var mcollective: ServerConfiguration?
@@ -120,7 +140,7 @@ func agentServices(node: NodeServices, layout: PathLayout, transports: Set<Strin
                                budgetSeconds: Double(configuration.integer("AGENT_ACTION_TIMEOUT")),
                                logger: Logger(label: "openshift.agent"))
     if transports.contains("local") {
-        services.append(LocalAgentService(path: layout.path("AGENT_SOCKET"), handlers: [agent], logger: logger))
+        services.append(LocalAgentService(path: layout.path("AGENT_SOCKET"), handlers: [agent], logger: logger, settled: localSettled))
     }
     if let mcollective {
         let context = agent.context
@@ -131,6 +151,28 @@ func agentServices(node: NodeServices, layout: PathLayout, transports: Set<Strin
                                                                      logger: Logger(label: "openshift.mcollective"))))
     }
     return services
+}
+
+/// What the daemon tells systemd in `STATUS=`: the repository's entries and the node's gears,
+/// as of the last rescan.
+final class DaemonStatus: Sendable {
+    private let gears: GearManager?
+    private let current = Mutex("starting: first rescan")
+
+    init(gears: GearManager?) { self.gears = gears }
+
+    func record(_ report: RescanReport, trigger: RescanTrigger) {
+        var text = "\(report.entryCount) cartridges in the repository"
+        if let gears {
+            let count = gears.allGears().count
+            text += ", \(count) gear\(count == 1 ? "" : "s")"
+        }
+        text += "; last rescan (\(trigger.rawValue)): \(report.installed) installed, \(report.failed) failed"
+        if report.basePathProblem != nil { text += ", base path unreadable" }
+        current.withLock { $0 = text }
+    }
+
+    var text: String { current.withLock { $0 } }
 }
 
 /// Runs the MCollective connector as a service of the daemon.
@@ -215,12 +257,24 @@ struct ApacheConfig: ParsableCommand {
     @OptionGroup var node: NodeOptions
     @Option(help: "Print a complete configuration for a private Apache on this loopback port.") var standalone: Int?
     @Option(name: .customLong("ssl-port"), help: "With --standalone: also listen for HTTPS on this loopback port.") var sslPort: Int?
+    @Option(help: ArgumentHelp("Write the rules to this file (atomically, 0644) instead of printing them, and create the "
+        + "map directory and any missing map (empty), so that Apache starts before the first gear exists.", valueName: "file"))
+    var output: String?
 
     func run() throws {
         try runReportingFailures {
             let layout = try node.layout()
             let maps = layout.path("OPENSHIFT_HTTP_CONF_DIR")
-            if let port = standalone {
+            if let output {
+                guard standalone == nil else { throw CommandFailure("--output writes the rules for the system Apache, not --standalone", exitCode: 2) }
+                do {
+                    try ApacheFrontend(directory: maps).prepareMaps()
+                    try FileSystem.writeAtomically(absolute(output),
+                                                   ApacheConfiguration.router(mapDirectory: maps, wakePort: layout.configuration.integer("FRONTEND_WAKE_PORT")))
+                } catch {
+                    throw CommandFailure("apache-config --output \(output): \(error)")
+                }
+            } else if let port = standalone {
                 let root = layout.resolve("/var/lib/openshift/.httpd")
                 print(ApacheConfiguration.standalone(serverRoot: root, listen: "127.0.0.1", port: port, mapDirectory: maps,
                                                      wakePort: layout.configuration.integer("FRONTEND_WAKE_PORT"), sslPort: sslPort,

@@ -11,8 +11,28 @@ import Glibc
 struct GearThroughApacheTests {
     static let cartridges = String(#filePath.split(separator: "/Tests/", omittingEmptySubsequences: false)[0]) + "/cartridges"
 
+    @Test("apache-config --output writes the rules and the empty maps a fresh node's Apache needs; existing maps are kept")
+    func rulesFileAndMaps() throws {
+        let node = ScratchNode("apache-output")
+        defer { node.destroy() }
+        let sandbox = ["--root", node.root + "/sandbox", "--cartridge-base-path", Self.cartridges]
+        let maps = node.root + "/sandbox/etc/apache2/conf.d/openshift"
+        let rules = node.root + "/routes.conf"
+        let written = try ProcessRunner.node("openshift-node", ["apache-config", "--output", rules] + sandbox)
+        #expect(written.status == 0 && written.stdout.isEmpty, "\(written)")
+        let printed = try ProcessRunner.node("openshift-node", ["apache-config"] + sandbox)
+        #expect(TestFiles.read(rules) == printed.stdout && printed.stdout.contains("RewriteMap oo_routes \"txt:\(maps)/routes.txt\""))
+        for map in ["routes", "aliases", "idler", "sts"] { #expect(TestFiles.read("\(maps)/\(map).txt") == "", "\(map).txt") }
+        // A node with routes: writing the rules again leaves them alone.
+        try TestFiles.write(maps + "/routes.txt", "shop-acme.example.com 127.1.2.3:8080|shop1|shop1\n")
+        #expect(try ProcessRunner.node("openshift-node", ["apache-config", "--output", rules] + sandbox).status == 0)
+        #expect(TestFiles.read(maps + "/routes.txt") == "shop-acme.example.com 127.1.2.3:8080|shop1|shop1\n")
+        let refused = try ProcessRunner.node("openshift-node", ["apache-config", "--output", rules, "--standalone", "8080"] + sandbox)
+        #expect(refused.status == 2 && refused.stderr.contains("--output writes the rules for the system Apache"), "\(refused)")
+    }
+
     @Test("host name and alias reach the gear; disconnect gives the 404 page; idle and start; Apache never reloads",
-          .timeLimit(.minutes(1)))
+          .timeLimit(.minutes(3)))
     func endToEnd() async throws {
         try #require(access("/usr/sbin/apache2", X_OK) == 0, "apache2 is not installed (.ci/setup installs it)")
         let node = ScratchNode("gear-apache")

@@ -20,13 +20,14 @@ final class Daemon {
     private var exited: Int32?
 
     /// With `umask`, the daemon starts with that umask (set by /bin/sh, which then execs it).
-    init(root: String, basePath: String, extraArguments: [String] = [], config: String? = nil, umask: String? = nil) throws {
+    init(root: String, basePath: String, extraArguments: [String] = [], config: String? = nil, umask: String? = nil,
+         environment: [String: String] = [:]) throws {
         log = root + "/daemon.log"
         try TestFiles.makeDirectories(root)
         var argv = [ProcessRunner.executable("openshift-node"), "run", "--root", root, "--cartridge-base-path", basePath]
         if let config { argv += ["--config", config] }
         if let umask { argv = ["/bin/sh", "-c", "umask \(umask) && exec \"$0\" \"$@\""] + argv }
-        pid = try ProcessRunner.spawn(argv + extraArguments, stdout: root + "/daemon.out", stderr: log)
+        pid = try ProcessRunner.spawn(argv + extraArguments, stdout: root + "/daemon.out", stderr: log, environment: environment)
     }
 
     var logText: String { TestFiles.read(log) ?? "" }
