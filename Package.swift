@@ -14,6 +14,7 @@ let package = Package(
         .executable(name: "oo-devel-node", targets: ["oo-devel-node"]),
         .executable(name: "oo-admin-ctl-gears", targets: ["oo-admin-ctl-gears"]),
         .executable(name: "gear", targets: ["gear"]),
+        .executable(name: "oo-accept-node", targets: ["oo-accept-node"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
@@ -58,7 +59,7 @@ let package = Package(
         .target(
             name: "NodeDaemon",
             dependencies: [
-                "Cartridges", "Gears", "Frontend", "Agent", "CLinux",
+                "NodeConfig", "Cartridges", "Gears", "Frontend", "Agent", "CLinux",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -97,7 +98,7 @@ let package = Package(
         .executableTarget(
             name: "openshift-node",
             dependencies: [
-                "NodeCLI", "NodeDaemon", "Cartridges", "NodeConfig", "Frontend", "Agent", "MCollective",
+                "NodeCLI", "NodeDaemon", "Cartridges", "NodeConfig", "Frontend", "Gears", "Agent", "MCollective",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -119,12 +120,19 @@ let package = Package(
             name: "oo-admin-ctl-gears",
             dependencies: ["NodeCLI", "Gears", "Frontend", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
+        .executableTarget(
+            name: "oo-accept-node",
+            dependencies: [
+                "NodeCLI", "NodeConfig", "Cartridges", "Containment", "Gears", "Frontend", "MCollective",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
         // The in-gear `gear` command: runs as the gear's user, never as root.
-        .executableTarget(name: "gear", dependencies: ["Access", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "gear", dependencies: ["Access", "NodeConfig", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "node-bench",
             dependencies: [
-                "Cartridges", "NodeConfig", "NodeTestSupport", "Gears", "Containment", "Frontend", "MCollective", "Access",
+                "Cartridges", "NodeConfig", "NodeTestSupport", "Gears", "Containment", "Frontend", "MCollective", "Access", "NodeCLI",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
