@@ -81,7 +81,7 @@ struct GearKeysTests {
         #expect(throws: AccessError.self) { try node.keys.add("nosuchgear", [key("AAAA", "a")]) }
     }
 
-    @Test("concurrent changes of one gear's keys are serialised by the gear's lock: none is lost", .timeLimit(.minutes(1)))
+    @Test("concurrent changes of one gear's keys are serialised by the gear's lock: none is lost", .timeLimit(.minutes(3)))
     func concurrentAdds() throws {
         let node = try KeysNode("sandbox")
         defer { node.destroy() }

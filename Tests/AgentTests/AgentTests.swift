@@ -258,10 +258,11 @@ struct AgentTests {
     }
 
     @Test("an action past its budget is answered with statuscode 1 at once, its hook is killed and its gear is free again",
-          .timeLimit(.minutes(1)))
+          .timeLimit(.minutes(5)))
     func budget() async throws {
-        // A busy machine may take longer than the budget to reach the hook: then try a longer one.
-        for budget in [1.0, 3.0, 9.0] {
+        // A busy machine may take longer than the budget to reach the hook (a CI run under full
+        // load took 12 s for one configure): then try a budget three times as long.
+        for budget in [1.0, 3.0, 9.0, 27.0, 81.0] {
             let node = try AgentNode(budgetSeconds: budget)
             defer { node.destroy() }
             // A hook that would run for ten minutes: the reply must come at the budget, the hook must die.
@@ -270,24 +271,30 @@ struct AgentTests {
             slow.files["bin/setup"] = "#!/bin/sh\necho $$ > \(pidFile)\nexec sleep 600\n"
             let source = try slow.write(into: node.scratch.root + "/src")
             _ = try node.agent.context.repository.install(from: source)
-            _ = await node.cartridgeDo("app-create", ["--with-container-uuid": "slowgear1"])
+            // A create that itself outran a short budget: try a longer one.
+            guard await node.cartridgeDo("app-create", ["--with-container-uuid": "slowgear1"]).statuscode == 0 else { continue }
             let reply = await node.cartridgeDo("configure", ["--with-container-uuid": "slowgear1", "--cart-name": "slow"])
-            #expect(reply.statuscode == 1 && reply.statusmsg.hasPrefix("cartridge_do did not finish within \(Int(budget)) s"), "\(reply)")
-            #expect(await eventually(within: 20) { node.agent.pool.running == 0 }, "the pool thread is released")
+            #expect(await eventually(within: 60) { node.agent.pool.running == 0 }, "the pool thread is released")
             guard let pid = TestFiles.read(pidFile).flatMap({ pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) }) else { continue }
+            #expect(reply.statuscode == 1 && reply.statusmsg.hasPrefix("cartridge_do did not finish within \(Int(budget)) s"), "\(reply)")
             #expect(await eventually(within: 10) { kill(pid, 0) != 0 }, "the hook's process is killed, not left running for 600 s")
             // The interrupted configure was undone, and the gear takes its next request at once.
             #expect(!TestFiles.exists(node.agent.context.layout.gearBaseDir + "/slowgear1/slow"))
-            let again = await node.cartridgeDo("app-state-show", ["--with-container-uuid": "slowgear1"])
+            // Its next request is answered; on a loaded machine one may itself outrun a 1 or 3 s
+            // budget, so a few tries are allowed. A gear left locked would time out on every one.
+            var again = await node.cartridgeDo("app-state-show", ["--with-container-uuid": "slowgear1"])
+            for _ in 0..<4 where again.statuscode != 0 && again.statusmsg.hasPrefix("cartridge_do did not finish") {
+                again = await node.cartridgeDo("app-state-show", ["--with-container-uuid": "slowgear1"])
+            }
             #expect(again.statuscode == 0, "\(again)")
             _ = await node.cartridgeDo("app-destroy", ["--with-container-uuid": "slowgear1"])
             return
         }
-        Issue.record("the hook never started, even with a 9 s budget")
+        Issue.record("the hook never started, even with an 81 s budget")
     }
 
     @Test("a gear whose hooks hang cannot starve the node: queries and other gears are answered, its excess requests refused",
-          .timeLimit(.minutes(1)))
+          .timeLimit(.minutes(3)))
     func starvation() async throws {
         let node = try AgentNode(budgetSeconds: 40, gearQueueLimit: 4, poolSize: 4)
         defer { node.destroy() }

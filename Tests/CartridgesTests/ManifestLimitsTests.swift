@@ -16,7 +16,7 @@ func peakResidentKB() -> Int {
 
 @Suite("manifest limits")
 struct ManifestLimitsTests {
-    @Test("an alias bomb is refused before it expands, with the line where the budget ran out", .timeLimit(.minutes(1)))
+    @Test("an alias bomb is refused before it expands, with the line where the budget ran out", .timeLimit(.minutes(3)))
     func aliasBomb() throws {
         #expect(HostileYAML.aliasBomb.utf8.count < 500)
         let before = peakResidentKB()
@@ -28,7 +28,7 @@ struct ManifestLimitsTests {
         #expect(peakResidentKB() - before < 200 * 1024, "the bomb must not be expanded in memory")
     }
 
-    @Test("100,000 nested brackets are refused at the 65th level without recursing", .timeLimit(.minutes(1)))
+    @Test("100,000 nested brackets are refused at the 65th level without recursing", .timeLimit(.minutes(3)))
     func deepFlow() throws {
         let error = #expect(throws: CartridgesError.self) { try parse(HostileYAML.deepFlow) }
         #expect(error?.description == "/src/crtest/metadata/manifest.yml: YAML nesting deeper than 64 levels at line 1")
@@ -102,7 +102,7 @@ struct ManifestLimitsTests {
         #expect(group(document.primary) == ["crtest-0.1", "crtest"])
     }
 
-    @Test("a hostile manifest in the base path fails its own rescan item; the others install", .timeLimit(.minutes(1)))
+    @Test("a hostile manifest in the base path fails its own rescan item; the others install", .timeLimit(.minutes(3)))
     func rescan() throws {
         let node = ScratchNode("limits-test")
         defer { node.destroy() }

@@ -63,7 +63,7 @@ struct CgroupTests {
     }
 
     @Test("a gear's cgroup gets the limits, holds the gear's processes, and destroy leaves nothing",
-          .enabled(if: Prerequisites.rootOrCI), .timeLimit(.minutes(1)))
+          .enabled(if: Prerequisites.rootOrCI), .timeLimit(.minutes(3)))
     func lifecycle() async throws {
         try #require(Prerequisites.rootProblem == nil, "\(Prerequisites.rootProblem ?? "")")
         let hierarchy = try #require(CgroupHierarchy.detect(), "no cgroup hierarchy mounted")

@@ -54,7 +54,7 @@ struct GearExecTests {
     }
 
     @Test("a process run as the gear has its uid, gid, groups and limits, and no capability at all",
-          .enabled(if: Prerequisites.rootOrCI), .timeLimit(.minutes(1)))
+          .enabled(if: Prerequisites.rootOrCI), .timeLimit(.minutes(3)))
     func identity() async throws {
         try #require(Prerequisites.rootProblem == nil, "\(Prerequisites.rootProblem ?? "")")
         var spec = GearExec(uid: 45001, gid: 45001, command: ["/bin/sleep", "30"])
@@ -82,7 +82,7 @@ struct GearExecTests {
     }
 
     @Test("a setuid-root program run by a gear still gets no capability",
-          .enabled(if: Prerequisites.rootOrCI), .timeLimit(.minutes(1)))
+          .enabled(if: Prerequisites.rootOrCI), .timeLimit(.minutes(3)))
     func noRegain() async throws {
         try #require(Prerequisites.rootProblem == nil, "\(Prerequisites.rootProblem ?? "")")
         let scratch = TestFiles.temporaryDirectory("gear-suid")

@@ -73,7 +73,7 @@ struct ApacheRoutingTests {
     }
 
     @Test("an SSL certificate for an alias: checked, served over HTTPS after one graceful reload; bad ones change nothing",
-          .timeLimit(.minutes(1)))
+          .timeLimit(.minutes(3)))
     func ssl() async throws {
         try #require(access("/usr/sbin/apache2", X_OK) == 0, "apache2 is not installed (.ci/setup installs it)")
         let lab = try Lab()
@@ -106,7 +106,7 @@ struct ApacheRoutingTests {
         #expect(!TestFiles.exists(lab.dir + "/state/ssl/secure.one.org.key"))
     }
 
-    @Test("each routed request records its gear's last access; gears nobody asked for have none", .timeLimit(.minutes(1)))
+    @Test("each routed request records its gear's last access; gears nobody asked for have none", .timeLimit(.minutes(3)))
     func lastAccess() async throws {
         try #require(access("/usr/sbin/apache2", X_OK) == 0, "apache2 is not installed (.ci/setup installs it)")
         let lab = try Lab()
@@ -121,7 +121,7 @@ struct ApacheRoutingTests {
         #expect(try records.update() == 0, "an unrouted request names no gear")
     }
 
-    @Test("a WebSocket upgrade is tunnelled to the gear and frames flow both ways", .timeLimit(.minutes(1)))
+    @Test("a WebSocket upgrade is tunnelled to the gear and frames flow both ways", .timeLimit(.minutes(3)))
     func websocket() async throws {
         try #require(access("/usr/sbin/apache2", X_OK) == 0, "apache2 is not installed (.ci/setup installs it)")
         let lab = try Lab()
@@ -143,7 +143,7 @@ struct ApacheRoutingTests {
         #expect(exchange.reply == "hello gear")
     }
 
-    @Test("host names, aliases, paths and disconnects take effect on the next request, with no reload", .timeLimit(.minutes(1)))
+    @Test("host names, aliases, paths and disconnects take effect on the next request, with no reload", .timeLimit(.minutes(3)))
     func routing() async throws {
         try #require(access("/usr/sbin/apache2", X_OK) == 0, "apache2 is not installed (.ci/setup installs it)")
         let lab = try Lab()

@@ -83,7 +83,7 @@ struct GearBoundaryTests {
     }
 
     @Test("oo-gear-exec is static and ignores its own environment: LD_PRELOAD given to it never loads as root; the gear's reaches only the gear",
-          .timeLimit(.minutes(1)))
+          .timeLimit(.minutes(3)))
     func helperIgnoresLoaderVariables() throws {
         try #require(Prerequisites.rootProblem == nil, "\(Prerequisites.rootProblem ?? "")")
         let markers = Attack.sharedDirectory("helper-markers")

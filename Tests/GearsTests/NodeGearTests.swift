@@ -12,7 +12,7 @@ import Glibc
 @Suite("gears in node mode", .enabled(if: Prerequisites.rootOrCI), .serialized)
 struct NodeGearTests {
     @Test("create: account, home layout, owners and modes, MCS label; a process as the gear has its uid, its cgroup and no capability",
-          .timeLimit(.minutes(1)))
+          .timeLimit(.minutes(3)))
     func create() throws {
         try #require(Prerequisites.rootProblem == nil, "\(Prerequisites.rootProblem ?? "")")
         let node = try GearNode("selinux")
@@ -60,7 +60,7 @@ struct NodeGearTests {
     }
 
     @Test("python: configure, start, an HTTP answer on the gear's IP and port, stop closes it; destroy leaves no trace",
-          .timeLimit(.minutes(1)))
+          .timeLimit(.minutes(3)))
     func python() async throws {
         try #require(Prerequisites.rootProblem == nil, "\(Prerequisites.rootProblem ?? "")")
         let node = try GearNode("selinux")
@@ -143,7 +143,7 @@ struct NodeGearTests {
         #expect(TestFiles.list(node.scratch.gearBaseDir).isEmpty)
     }
 
-    @Test("a uid already taken is refused", .timeLimit(.minutes(1)))
+    @Test("a uid already taken is refused", .timeLimit(.minutes(3)))
     func uidTaken() throws {
         try #require(Prerequisites.rootProblem == nil, "\(Prerequisites.rootProblem ?? "")")
         let node = try GearNode("selinux")

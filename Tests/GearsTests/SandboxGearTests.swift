@@ -208,7 +208,7 @@ struct SandboxGearTests {
     }
 
     @Test("a hook that hangs is stopped at the time limit; one that forks a daemon does not hang the caller",
-          .timeLimit(.minutes(1)))
+          .timeLimit(.minutes(3)))
     func hooksThatMisbehave() throws {
         let node = try GearNode("sandbox")
         defer { node.destroy() }
@@ -219,7 +219,7 @@ struct SandboxGearTests {
         let fork = try node.manager.plugin.run(gear.identity, ["/bin/sh", "-c", "(/bin/sleep 30 &) ; echo forked"], environment: [:],
                                                directory: nil, timeoutSeconds: 20)
         #expect(fork.status == 0 && fork.stdout == "forked\n")
-        #expect(ContinuousClock.now - start < .seconds(10))
+        #expect(!fork.timedOut, "the caller waited for the forked sleep: \(ContinuousClock.now - start)")
         let flood = try node.manager.plugin.run(gear.identity, ["/bin/sh", "-c", "head -c 5000000 /dev/zero"], environment: [:],
                                                 directory: nil, timeoutSeconds: 20)
         #expect(flood.truncated && flood.stdout.utf8.count == 1 << 20)

@@ -17,7 +17,7 @@ struct DaemonTests {
         return path
     }
 
-    @Test("a cartridge copied into the base path is listed without a restart", .timeLimit(.minutes(1)))
+    @Test("a cartridge copied into the base path is listed without a restart", .timeLimit(.minutes(3)))
     func watchedRescan() async throws {
         defer { node.destroy() }
         try CartridgeBuilder(name: "first").write(into: node.basePath)
@@ -59,7 +59,7 @@ struct DaemonTests {
         (Array("GEAR_BASE_DIR=/srv/".utf8) + [0xff] + Array("\n".utf8), "1: the value of GEAR_BASE_DIR is not valid UTF-8"),
     ]
 
-    @Test("a bad node.conf stops the daemon before it starts, with file, line and reason", .timeLimit(.minutes(1)),
+    @Test("a bad node.conf stops the daemon before it starts, with file, line and reason", .timeLimit(.minutes(3)),
           arguments: badConfigurations)
     func badConfiguration(bytes: [UInt8], message: String) async throws {
         defer { node.destroy() }
@@ -72,7 +72,7 @@ struct DaemonTests {
         #expect(!TestFiles.exists(root + "/var/lib/openshift"), "nothing was created")
     }
 
-    @Test("SIGHUP rescans", .timeLimit(.minutes(1)))
+    @Test("SIGHUP rescans", .timeLimit(.minutes(3)))
     func sighup() async throws {
         defer { node.destroy() }
         let daemon = try Daemon(root: root, basePath: node.basePath, extraArguments: ["--no-watch", "--no-wake"])
@@ -88,7 +88,7 @@ struct DaemonTests {
         #expect(daemon.stop() == 0)
     }
 
-    @Test("a missing base path is reported; the daemon runs and picks it up when it appears", .timeLimit(.minutes(1)))
+    @Test("a missing base path is reported; the daemon runs and picks it up when it appears", .timeLimit(.minutes(3)))
     func missingBasePath() async throws {
         defer { node.destroy() }
         let base = node.root + "/later/cartridges"

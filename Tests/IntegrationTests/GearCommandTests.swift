@@ -17,7 +17,7 @@ struct GearCommandTests {
     }
 
     @Test("oo-devel-node drives a python gear; oo-admin-ctl-gears lists and controls it; oo-cartridge adds and deletes",
-          .timeLimit(.minutes(1)))
+          .timeLimit(.minutes(3)))
     func lifecycle() async throws {
         defer { node.destroy() }
         #expect(try run("openshift-node", ["rescan"]).status == 0)

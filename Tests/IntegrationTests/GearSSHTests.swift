@@ -501,11 +501,12 @@ final class SSHNode: @unchecked Sendable {
         """
 
     /// `realGear`: the built in-gear `gear` tool beside the trap instead of the stand-in.
-    static func start(_ label: String, realGear: Bool = false) async throws -> SSHNode {
-        try await onThread { try SSHNode(label, realGear: realGear) }
+    /// `uids`: the node's GEAR_MIN_UID...GEAR_MAX_UID (suites running side by side use their own).
+    static func start(_ label: String, realGear: Bool = false, uids: ClosedRange<Int> = SSHNode.uids) async throws -> SSHNode {
+        try await onThread { try SSHNode(label, realGear: realGear, uids: uids) }
     }
 
-    private init(_ label: String, realGear: Bool) throws {
+    private init(_ label: String, realGear: Bool, uids: ClosedRange<Int>) throws {
         root = try SSHServer.scratchDirectory("ssh-\(label)")
         let bin = root + "/bin"
         guard mkdir(bin, 0o755) == 0, mkdir(root + "/gears", 0o755) == 0, mkdir(root + "/client", 0o700) == 0 else {
@@ -528,9 +529,10 @@ final class SSHNode: @unchecked Sendable {
             GEAR_BASE_DIR=\(root)/gears
             CARTRIDGE_REPO_DIR=\(root)/repository
             CARTRIDGE_BASE_PATH=\(shippedCartridgesPath)
-            GEAR_MIN_UID=\(Self.uids.lowerBound)
-            GEAR_MAX_UID=\(Self.uids.upperBound)
+            GEAR_MIN_UID=\(uids.lowerBound)
+            GEAR_MAX_UID=\(uids.upperBound)
             GEAR_SHELL=\(trap)
+            GEAR_TOOL=\(bin)/gear
             OPENSHIFT_CGROUP_ROOT=\(Self.cgroupRoot)
             OPENSHIFT_HTTP_CONF_DIR=\(root)/httpd
             LAST_ACCESS_DIR=\(root)/last_access

@@ -5,7 +5,7 @@ import Testing
 /// The agent on the daemon's Unix socket, as `oo-devel-node agent` uses it in sandbox mode.
 @Suite("the agent on the local socket")
 struct LocalAgentTests {
-    @Test("oo-devel-node agent goes through the running daemon, and runs in-process without one", .timeLimit(.minutes(1)))
+    @Test("oo-devel-node agent goes through the running daemon, and runs in-process without one", .timeLimit(.minutes(3)))
     func socketAndFallback() async throws {
         let node = ScratchNode("local-agent")
         defer { node.destroy() }

@@ -26,7 +26,7 @@ struct ShippedCartridgesTests {
             """)
     }
 
-    @Test("the python and mock cartridges answer HTTP once started, and stop", .timeLimit(.minutes(1)),
+    @Test("the python and mock cartridges answer HTTP once started, and stop", .timeLimit(.minutes(3)),
           arguments: [("python", "PYTHON", "IP", "PORT", "Hello from python cartridge\n"),
                       ("mock", "MOCK", "EXAMPLE_IP1", "EXAMPLE_PORT1", "mock cartridge\n")])
     func serves(name: String, short: String, ipName: String, portName: String, body: String) async throws {

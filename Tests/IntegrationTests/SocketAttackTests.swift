@@ -217,7 +217,8 @@ struct SocketAttackTests {
         let answer = HTTPProbe.get(port: port, headers: ["Host: unknown.example.com"])
         let elapsed = ContinuousClock.now - started
         #expect(answer?.status == 404, "\(String(describing: answer))")
-        #expect(elapsed < .seconds(2), "answered after \(elapsed) with \(idle.count + slow.count) idle connections open")
+        // A client served behind them would wait for their 5 s head timeout.
+        #expect(elapsed < .seconds(4), "answered after \(elapsed) with \(idle.count + slow.count) idle connections open")
         print("wake: 404 for an unknown host in \(elapsed) with \(idle.count + slow.count) idle connections open")
         // The oldest silent ones made room: only 256 unfinished heads are kept.
         // (A busy machine may deliver the closes late: look again for a few seconds.)
@@ -293,7 +294,7 @@ struct SocketAttackTests {
     }
 
     @Test("every descriptor the daemon holds is close-on-exec: listeners, their connections, the broker's, the event loops'",
-          .timeLimit(.minutes(1)))
+          .timeLimit(.minutes(3)))
     func everyDescriptorIsCloseOnExec() async throws {
         let node = ScratchNode("sock-cloexec")
         defer { node.destroy() }

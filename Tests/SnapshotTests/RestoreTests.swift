@@ -128,7 +128,7 @@ struct RestoreTests {
     }
 }
 
-@Suite("gear restore --restore-git-repo in a gear's layout (no root)", .timeLimit(.minutes(1)))
+@Suite("gear restore --restore-git-repo in a gear's layout (no root)", .timeLimit(.minutes(3)))
 struct GitRestoreTests {
     @Test("the repository's objects and refs are replaced, its hooks kept, the archive's hooks never restored; the old repository name maps to the gear's")
     func restoresRepository() throws {
