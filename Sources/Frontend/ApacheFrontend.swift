@@ -56,7 +56,14 @@ public struct ApacheFrontend: FrontendPlugin {
         try prepare()
         try withLock { () throws(FrontendError) in
             let hosts = Set([frontend?.fqdn, previous?.fqdn].compactMap { $0 })
-            let routes = (frontend?.connections ?? []).map { "\(frontend!.fqdn)\($0.path) \($0.destination)|\(frontend!.appUUID)|\(uuid)" }
+            let files = ApacheConfiguration.fileDirectory(mapDirectory: directory)
+            for connection in frontend?.connections ?? [] where connection.options.file && !connection.options.gone
+                && !connection.options.forbidden && !connection.options.noproxy && !connection.options.health && !connection.options.redirect {
+                guard connection.target.hasPrefix(files + "/") else {
+                    throw .invalidConnection(field: "target", value: connection.target, reason: "a file route serves a file under \(files)")
+                }
+            }
+            let routes = frontend.map { Self.lines(of: $0)["routes"]! } ?? []
             if frontend?.connections != previous?.connections || frontend?.fqdn != previous?.fqdn || frontend == nil {
                 try rewrite("routes", newLines: routes) { line in line.hasSuffix("|" + uuid) }
             }
@@ -77,10 +84,55 @@ public struct ApacheFrontend: FrontendPlugin {
                     line.split(separator: " ").first.map { hosts.contains(String($0)) } ?? false
                 }
             }
-            if (frontend?.sslAliases ?? []) != (previous?.sslAliases ?? []) {
+            if (frontend?.sslAliases ?? []) != (previous?.sslAliases ?? []) || (frontend?.certificates ?? [:]) != (previous?.certificates ?? [:]) {
                 try updateVirtualHosts(keep: frontend?.sslAliases ?? [], drop: previous?.sslAliases ?? [])
             }
         }
+    }
+
+    /// The connection as Apache routes it (§1.2 `protocols`): none when its protocols name
+    /// neither http nor https (nor ws); https without http is forwarded with https to the gear.
+    static func routed(_ connection: Connection) -> Connection? {
+        let protocols = connection.options.protocols
+        if !protocols.isEmpty && !protocols.contains(where: { ["http", "https", "ws"].contains($0) }) { return nil }
+        var result = connection
+        if protocols.contains("https") && !protocols.contains("http") { result.options.sslToGear = true }
+        return result
+    }
+
+    /// Each map's lines for one gear, as `apply` writes them.
+    static func lines(of frontend: GearFrontend) -> [String: [String]] {
+        [
+            "routes": frontend.connections.compactMap { connection in
+                routed(connection).map { "\(frontend.fqdn)\(connection.path) \($0.destination)|\(frontend.appUUID)|\(frontend.uuid)" }
+            },
+            "aliases": frontend.aliases.map { "\($0) \(frontend.fqdn)" },
+            "idler": frontend.idle ? ["\(frontend.fqdn) \(frontend.uuid)"] : [],
+            "sts": frontend.sts.map { ["\(frontend.fqdn) \($0)"] } ?? [],
+        ]
+    }
+
+    /// Rebuilds every map from the documents: a map whose lines differ from what the documents
+    /// say is replaced whole, atomically (temp, fsync, rename), under the maps lock.
+    public func reconcile(repair: Bool, keep: Set<String>, documents: () -> [GearFrontend]) throws(FrontendError) -> [String] {
+        try prepare()
+        var drift: [String] = []
+        try withLock { () throws(FrontendError) in
+            var wanted: [String: [String]] = [:]
+            var gears = documents()
+            for uuid in keep.sorted() { if let served = try served(uuid) { gears.append(served) } }
+            for gear in gears { for (map, lines) in Self.lines(of: gear) { wanted[map, default: []] += lines } }
+            for map in Self.maps {
+                let have = lines(map)
+                let want = wanted[map] ?? []
+                guard have.sorted() != want.sorted() else { continue }
+                let missing = Set(want).subtracting(have).count
+                let extra = Set(have).subtracting(want).count
+                drift.append("\(map).txt: \(missing) line(s) missing, \(extra) line(s) that no document has" + (repair ? "; rebuilt" : ""))
+                if repair { try rewrite(map, newLines: want) { _ in true } }
+            }
+        }
+        return drift
     }
 
     public func served(_ uuid: String) throws(FrontendError) -> GearFrontend? {
@@ -123,32 +175,53 @@ public struct ApacheFrontend: FrontendPlugin {
 
     // MARK: HTTPS
 
+    /// Writes the HTTPS VirtualHosts of `keep`, removes those of `drop`, and reloads Apache. If
+    /// the reload fails, every VirtualHost file touched is put back as it was and Apache is
+    /// reloaded again, so its configuration stays loadable and the change is all or nothing.
     private func updateVirtualHosts(keep: [String], drop: [String]) throws(FrontendError) {
         guard let ssl else {
             if !keep.isEmpty { throw .plugin(name: name, reason: "no HTTPS listener is configured for SSL certificates") }
             return
         }
         do { try FileSystem.makeDirectories(vhostDirectory) } catch { throw FrontendError(error) }
-        for alias in drop where !keep.contains(alias) { unlink(vhostDirectory + "/" + alias + ".conf") }
-        for alias in keep {
-            let text = """
-                <VirtualHost \(ssl.listen)>
-                ServerName \(alias)
-                SSLEngine on
-                SSLCertificateFile "\(ssl.certificateDirectory)/\(alias).crt"
-                SSLCertificateKeyFile "\(ssl.certificateDirectory)/\(alias).key"
-                \(ApacheConfiguration.router(mapDirectory: directory, scheme: "https", port: Int(ssl.listen.split(separator: ":").last ?? "443") ?? 443,
-                                              wakePort: ssl.wakePort))
-                </VirtualHost>
-
-                """
-            let path = vhostDirectory + "/" + alias + ".conf"
-            do { try FileSystem.writeAtomically(path, text) } catch { throw FrontendError(error) }
+        let touched = Set(keep + drop).sorted()
+        let saved = touched.map { FileSystem.read(vhostDirectory + "/" + $0 + ".conf") }
+        func putBack() {
+            for (alias, text) in zip(touched, saved) {
+                let path = vhostDirectory + "/" + alias + ".conf"
+                if let text { try? FileSystem.writeAtomically(path, text) } else { unlink(path) }
+            }
         }
+        do throws(FrontendError) {
+            for alias in drop where !keep.contains(alias) { unlink(vhostDirectory + "/" + alias + ".conf") }
+            for alias in keep {
+                let text = """
+                    <VirtualHost \(ssl.listen)>
+                    ServerName \(alias)
+                    SSLEngine on
+                    SSLCertificateFile "\(ssl.certificateDirectory)/\(alias).crt"
+                    SSLCertificateKeyFile "\(ssl.certificateDirectory)/\(alias).key"
+                    \(ApacheConfiguration.router(mapDirectory: directory, scheme: "https", port: Int(ssl.listen.split(separator: ":").last ?? "443") ?? 443,
+                                                  wakePort: ssl.wakePort))
+                    </VirtualHost>
+
+                    """
+                let path = vhostDirectory + "/" + alias + ".conf"
+                do { try FileSystem.writeAtomically(path, text) } catch { throw FrontendError(error) }
+            }
+            try reload(ssl)
+        } catch {
+            putBack()
+            try? reload(ssl)
+            throw error
+        }
+    }
+
+    private func reload(_ ssl: SSL) throws(FrontendError) {
         guard let program = ssl.reload.first else { return }
         let status = (try? Spawner.run(ssl.reload, environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin"], timeoutSeconds: 120))?.status
         guard status == 0 else {
-            throw .plugin(name: name, reason: "\(program) failed: the new HTTPS configuration was not loaded")
+            throw .plugin(name: name, reason: "\(program) failed: the new HTTPS configuration was not loaded, and was undone")
         }
     }
 
@@ -159,7 +232,16 @@ public struct ApacheFrontend: FrontendPlugin {
     public func prepareMaps() throws(FrontendError) { try prepare() }
 
     private func prepare() throws(FrontendError) {
-        do { try FileSystem.makeDirectories(directory) } catch { throw FrontendError(error) }
+        do {
+            try FileSystem.makeDirectories(directory)
+            try FileSystem.makeDirectories(ApacheConfiguration.fileDirectory(mapDirectory: directory))
+            if FileSystem.read(directory + "/health/health.txt") != "1\n" {
+                try FileSystem.makeDirectories(directory + "/health")
+                try FileSystem.writeAtomically(directory + "/health/health.txt", "1\n")
+            }
+        } catch {
+            throw FrontendError(error)
+        }
         for map in Self.maps where access(path(map), F_OK) != 0 {
             let fd = open(path(map), O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
             if fd >= 0 { close(fd) }

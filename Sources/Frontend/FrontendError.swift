@@ -9,6 +9,8 @@ public enum FrontendError: NodeError, Equatable {
     case invalidName(field: String, value: String, reason: String)
     case invalidConnection(field: String, value: String, reason: String)
     case aliasTaken(alias: String, owner: String)
+    case hostTaken(host: String, owner: String)
+    case notOwner(name: String, uuid: String)
     case notFound(String)
     case corruptState(path: String, reason: String)
     case io(step: String, path: String, errno: Int32)
@@ -23,7 +25,8 @@ public enum FrontendError: NodeError, Equatable {
     public var kind: NodeErrorKind {
         switch self {
         case .invalidName, .invalidConnection, .invalidSSL: return .invalidArgument
-        case .aliasTaken: return .alreadyExists
+        case .aliasTaken, .hostTaken: return .alreadyExists
+        case .notOwner: return .invalidArgument
         case .notFound: return .notFound
         case .corruptState, .io, .plugin: return .internal
         }
@@ -34,6 +37,8 @@ public enum FrontendError: NodeError, Equatable {
         case let .invalidName(field, value, reason): return "invalid \(field) '\(visible(value))': \(reason)"
         case let .invalidConnection(field, value, reason): return "invalid connection \(field) '\(visible(value))': \(reason)"
         case let .aliasTaken(alias, owner): return "alias \(alias) already belongs to gear \(owner)"
+        case let .hostTaken(host, owner): return "host name \(host) is already routed to gear \(owner)"
+        case let .notOwner(name, uuid): return "\(name) is not an alias of gear \(uuid); nothing was changed"
         case let .notFound(what): return "\(what) not found"
         case let .corruptState(path, reason): return "\(path) is corrupt (\(reason)); it was not read as empty"
         case let .io(step, path, code): return "\(step) \(path) failed: \(String(cString: strerror(code)))"

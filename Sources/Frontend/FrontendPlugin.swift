@@ -11,6 +11,10 @@ public protocol FrontendPlugin: Sendable {
     func apply(_ frontend: GearFrontend?, previous: GearFrontend?, uuid: String) throws(FrontendError)
     /// What the plugin serves for a gear now, read back from its own storage.
     func served(_ uuid: String) throws(FrontendError) -> GearFrontend?
+    /// Compares everything the plugin serves with `documents()` (read while the plugin's own
+    /// writers are held off) plus, for the gears in `keep`, what it serves for them now; returns
+    /// one line per difference and, with `repair`, makes the served state match.
+    func reconcile(repair: Bool, keep: Set<String>, documents: () -> [GearFrontend]) throws(FrontendError) -> [String]
 }
 
 /// Routes kept in memory: what a router would serve, without one.
@@ -26,6 +30,17 @@ public final class InMemoryFrontend: FrontendPlugin {
 
     public func served(_ uuid: String) throws(FrontendError) -> GearFrontend? { state.withLock { $0[uuid] } }
 
+    public func reconcile(repair: Bool, keep: Set<String>, documents: () -> [GearFrontend]) throws(FrontendError) -> [String] {
+        let expected = Dictionary(documents().map { ($0.uuid, $0) }, uniquingKeysWith: { first, _ in first })
+        return state.withLock { served in
+            var wanted = expected
+            for uuid in keep { wanted[uuid] = served[uuid] }
+            let drift = Set(served.keys).union(wanted.keys).sorted().filter { served[$0] != wanted[$0] }.map { "gear \($0) differs" }
+            if repair { served = wanted }
+            return drift
+        }
+    }
+
     /// The route a request for `host` and `path` takes: longest matching path prefix.
     public func route(host: String, path: String) -> (GearFrontend, Connection)? {
         state.withLock { gears in
@@ -35,4 +50,9 @@ public final class InMemoryFrontend: FrontendPlugin {
             return match.map { (gear, $0) }
         }
     }
+}
+
+extension FrontendPlugin {
+    /// A plugin that cannot read back what it serves reports no drift and repairs nothing.
+    public func reconcile(repair: Bool, keep: Set<String>, documents: () -> [GearFrontend]) throws(FrontendError) -> [String] { [] }
 }

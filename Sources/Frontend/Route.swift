@@ -148,6 +148,9 @@ public struct GearFrontend: Sendable, Codable, Equatable {
     public var sts: Int?
     /// Aliases with an SSL certificate (the files live in the frontend's certificate store).
     public var sslAliases: [String] = []
+    /// A fingerprint of each alias's installed certificate and key: a replaced certificate is a
+    /// change that plugins must load.
+    public var certificates: [String: String] = [:]
 
     public init(uuid: String, appUUID: String, fqdn: String) {
         self.uuid = uuid
@@ -156,7 +159,7 @@ public struct GearFrontend: Sendable, Codable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case uuid, fqdn, connections, aliases, idle, sts
+        case uuid, fqdn, connections, aliases, idle, sts, certificates
         case appUUID = "app_uuid"
         case sslAliases = "ssl_aliases"
     }
@@ -171,5 +174,6 @@ public struct GearFrontend: Sendable, Codable, Equatable {
         idle = try c.decodeIfPresent(Bool.self, forKey: .idle) ?? false
         sts = try c.decodeIfPresent(Int.self, forKey: .sts)
         sslAliases = try c.decodeIfPresent([String].self, forKey: .sslAliases) ?? []
+        certificates = try c.decodeIfPresent([String: String].self, forKey: .certificates) ?? [:]
     }
 }

@@ -135,7 +135,7 @@ final class Waker: Sendable {
         let host = request.host
         let frontend = self.frontend
         let found = try? await workers.runIfActive {
-            try? frontend.allFrontends().first(where: { $0.fqdn == host || $0.aliases.contains(host) })
+            frontend.gear(serving: host)
         }
         guard let gear = found else {
             return WakeResponse(status: "404 Not Found", body: "No application is configured for this host name.\n")

@@ -19,14 +19,15 @@ struct ApacheRoutingTests {
         var backends: [pid_t] = []
         let manager: FrontendManager
 
-        init() throws {
+        /// With `ssl: false`, Apache runs without mod_ssl (the case where `%{...}s` variables were "(null)").
+        init(ssl withSSL: Bool = true, reload: [String]? = nil) throws {
             dir = TestFiles.temporaryDirectory("apache-lab")
             chmod(dir, 0o755)
             port = HTTPProbe.freePort()
             sslPort = HTTPProbe.freePort()
             let ssl = ApacheFrontend.SSL(listen: "127.0.0.1:\(sslPort)", certificateDirectory: dir + "/state/ssl",
-                                         reload: ["/usr/sbin/apache2", "-f", dir + "/httpd.conf", "-k", "graceful"])
-            manager = FrontendManager(stateDirectory: dir + "/state", plugins: [ApacheFrontend(directory: dir + "/maps", ssl: ssl)],
+                                         reload: reload ?? ["/usr/sbin/apache2", "-f", dir + "/httpd.conf", "-k", "graceful"])
+            manager = FrontendManager(stateDirectory: dir + "/state", plugins: [ApacheFrontend(directory: dir + "/maps", ssl: withSSL ? ssl : nil)],
                                       cloudDomain: "example.com")
             for (name, ip) in [("one", "127.0.0.2"), ("two", "127.0.0.3")] {
                 try TestFiles.write(dir + "/\(name)/index.html", "backend \(name)\n")
@@ -39,7 +40,7 @@ struct ApacheRoutingTests {
             try manager.create(uuid: "g2", appUUID: "a2", gearName: "two", namespace: "ns")
             try manager.connect(uuid: "g1", [Connection(path: "", target: "127.0.0.2:8080")])
             let config = ApacheConfiguration.standalone(serverRoot: dir, listen: "127.0.0.1", port: Int(port), mapDirectory: dir + "/maps",
-                                                        sslPort: Int(sslPort), user: geteuid() == 0 ? "www-data" : nil)
+                                                        sslPort: withSSL ? Int(sslPort) : nil, user: geteuid() == 0 ? "www-data" : nil)
             try TestFiles.write(dir + "/httpd.conf", config)
             let check = try ProcessRunner.run(["/usr/sbin/apache2", "-f", dir + "/httpd.conf", "-t"])
             #expect(check.status == 0, "\(check.stderr)")
@@ -48,6 +49,18 @@ struct ApacheRoutingTests {
         }
 
         var apachePID: String? { TestFiles.read(dir + "/httpd.pid") }
+
+        /// A backend on `ip`:8080 that answers with the request line and headers it received.
+        func echo(on ip: String) throws {
+            let script = String(#filePath[..<#filePath.lastIndex(of: "/")!]) + "/Support/request_echo.py"
+            backends.append(try ProcessRunner.spawn(["/usr/bin/python3", script, ip, "8080"], stdout: dir + "/echo-\(ip).log",
+                                                    stderr: dir + "/echo-\(ip).err"))
+        }
+
+        /// `apache2 -t` of the lab's configuration: whether a reload would load it.
+        var configurationLoads: Bool {
+            (try? ProcessRunner.run(["/usr/sbin/apache2", "-f", dir + "/httpd.conf", "-t"]))?.status == 0
+        }
 
         func get(_ host: String, _ path: String = "/", headers: [String] = []) -> HTTPProbe.Response? {
             HTTPProbe.get(port: port, path: path, headers: ["Host: \(host)"] + headers)
