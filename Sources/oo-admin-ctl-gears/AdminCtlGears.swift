@@ -9,7 +9,7 @@ import NodeCLI
 @main
 struct AdminCtlGears: ParsableCommand {
     enum Command: String, ExpressibleByArgument, CaseIterable {
-        case list, status, start, stop, restart, idle, unidle, unused
+        case list, status, start, stop, restart, idle, unidle, unused, routes
         /// The original's bulk names (the boot unit uses them): every gear, stop locks respected.
         case startall, stopall, restartall
     }
@@ -25,9 +25,12 @@ struct AdminCtlGears: ParsableCommand {
             --processes gears are worked on at once.
             `unused --for SECONDS` prints the running gears nobody requested through the frontend for that long \
             (or ever): the candidates for `idle`.
+            `routes` compares what the frontend serves (the Apache maps, the name claims) with the gears' frontend \
+            documents and prints each drift and each unreadable document; it exits 1 when there is any. With \
+            --repair it rebuilds the maps from the documents, atomically (the daemon does so at start).
             """)
 
-    @Argument(help: "list, status, start, stop, restart, idle, unidle, unused, startall, stopall or restartall.")
+    @Argument(help: "list, status, start, stop, restart, idle, unidle, unused, routes, startall, stopall or restartall.")
     var command: Command
     @Option(name: .customLong("for"), help: "With unused: seconds without a request (default one day).") var unusedFor = 86_400
     @Argument(help: "Gear uuids (default: all gears).") var uuids: [String] = []
@@ -35,10 +38,12 @@ struct AdminCtlGears: ParsableCommand {
             help: "Gears started, stopped or restarted at once (default: one per CPU).")
     var processes = max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
     @Flag(help: "Machine-readable output.") var json = false
+    @Flag(help: "With routes: rebuild what drifted from the documents.") var repair = false
 
     func validate() throws {
         guard processes >= 1 && processes <= 256 else { throw ValidationError("--processes must be from 1 to 256") }
-        if [.startall, .stopall, .restartall].contains(command) && !uuids.isEmpty {
+        if repair && command != .routes { throw ValidationError("--repair is only for routes") }
+        if [.startall, .stopall, .restartall, .routes].contains(command) && !uuids.isEmpty {
             throw ValidationError("\(command.rawValue) acts on every gear and takes no uuids")
         }
     }
@@ -58,6 +63,21 @@ struct AdminCtlGears: ParsableCommand {
                 gears = manager.allGears()
             }
             switch command {
+            case .routes:
+                guard let frontend = services.frontend else { throw CommandFailure("no frontend is configured on this node (OPENSHIFT_FRONTEND_HTTP_PLUGINS)") }
+                let found: FrontendManager.Reconciliation
+                do { found = try frontend.reconcile(repair: repair) } catch { throw CommandFailure(error) }
+                let lines = found.corrupt.sorted(by: { $0.key < $1.key }).map { "corrupt document of gear \($0.key): \($0.value)" }
+                    + found.unclaimed.map { "unclaimed name \($0)" + (repair ? "; claimed" : "") }
+                    + found.conflicts + found.drift
+                if json {
+                    printLine(Listing.json(["clean": found.clean ? "true" : "false", "findings": lines.joined(separator: "\n")]))
+                } else {
+                    lines.forEach { printLine($0) }
+                    if found.clean { printLine("routes match the documents of \(frontend.allFrontends().count) gear(s)") }
+                }
+                if !found.clean && !repair { throw ExitCode(1) }
+                if !found.corrupt.isEmpty || !found.conflicts.isEmpty { throw ExitCode(1) }
             case .list:
                 if json { printLine(Listing.json(gears.map(\.uuid))) } else { gears.forEach { printLine($0.uuid) } }
             case .status:

@@ -72,6 +72,7 @@ struct Run: AsyncParsableCommand {
             logger.warning("gears, the frontend and the agent are off: \(error)")
             node = nil
         }
+        if let frontend = node?.frontend { checkRoutes(frontend, logger: logger) }
         let wakes = node?.frontend != nil && wakePort > 0 && !noWake
         let listensLocally = node != nil && transports.contains("local")
         // Ready: the first rescan is done and every listener is bound (or given up on, and logged).
@@ -111,6 +112,23 @@ struct Run: AsyncParsableCommand {
             logger: logger))
         try await group.run()
         logger.notice("stopped")
+    }
+}
+
+/// At start: the maps exist (a fresh Apache starts), every name a document holds is claimed, and
+/// what the frontend serves is rebuilt from the documents wherever it drifted (a lost or emptied
+/// map). A corrupt document is reported; its gear keeps what it is served now.
+func checkRoutes(_ frontend: FrontendManager, logger: Logger) {
+    do {
+        let found = try frontend.reconcile(repair: true)
+        for (uuid, error) in found.corrupt.sorted(by: { $0.key < $1.key }) {
+            logger.error("the frontend document of gear \(uuid) cannot be read; its routes are left as served: \(error)")
+        }
+        for line in found.unclaimed { logger.notice("claimed the unclaimed name \(line)") }
+        for line in found.conflicts { logger.error("\(line); not changed") }
+        for line in found.drift { logger.warning("routes drifted from the documents: \(line)") }
+    } catch {
+        logger.error("the routes could not be checked against the documents: \(error)")
     }
 }
 
@@ -257,6 +275,8 @@ struct ApacheConfig: ParsableCommand {
     @OptionGroup var node: NodeOptions
     @Option(help: "Print a complete configuration for a private Apache on this loopback port.") var standalone: Int?
     @Option(name: .customLong("ssl-port"), help: "With --standalone: also listen for HTTPS on this loopback port.") var sslPort: Int?
+    @Option(name: .customLong("server-root"), help: "With --standalone: Apache's ServerRoot (pid, logs); default GEAR_BASE_DIR/.httpd.")
+    var serverRoot: String?
     @Option(help: ArgumentHelp("Write the rules to this file (atomically, 0644) instead of printing them, and create the "
         + "map directory and any missing map (empty), so that Apache starts before the first gear exists.", valueName: "file"))
     var output: String?
@@ -275,7 +295,13 @@ struct ApacheConfig: ParsableCommand {
                     throw CommandFailure("apache-config --output \(output): \(error)")
                 }
             } else if let port = standalone {
-                let root = layout.resolve("/var/lib/openshift/.httpd")
+                let root = serverRoot.map(absolute) ?? (layout.gearBaseDir + "/.httpd")
+                do {
+                    try ApacheFrontend(directory: maps).prepareMaps()
+                    try FileSystem.makeDirectories(root)
+                } catch {
+                    throw CommandFailure("apache-config: \(error)")
+                }
                 print(ApacheConfiguration.standalone(serverRoot: root, listen: "127.0.0.1", port: port, mapDirectory: maps,
                                                      wakePort: layout.configuration.integer("FRONTEND_WAKE_PORT"), sslPort: sslPort,
                                                      user: getuid() == 0 ? "www-data" : nil), terminator: "")

@@ -412,7 +412,8 @@ final class AcceptSandbox {
         try check(run("oo-devel-node", ["configure", "--with-container-uuid", "g1", "--cart-name", "mock"]))
         if access("/usr/sbin/apache2", X_OK) == 0 {
             try TestFiles.makeDirectories(root + "/var/lib/openshift/.httpd")
-            let apache = try run("openshift-node", ["apache-config", "--standalone", "\(HTTPProbe.freePort())"])
+            let apache = try run("openshift-node", ["apache-config", "--standalone", "\(HTTPProbe.freePort())",
+                                                    "--server-root", root + "/var/lib/openshift/.httpd"])
             try check(apache)
             try TestFiles.write(root + "/httpd.conf", apache.stdout)
         }
@@ -483,10 +484,10 @@ final class AcceptRealNode: @unchecked Sendable {
         let rescan = try ProcessRunner.node("oo-admin-cartridge", ["--action", "rescan", "--config", config])
         guard rescan.status == 0 else { throw TestFiles.Failure(description: "rescan: \(rescan.stderr)") }
         // Apache's run files in the scratch directory instead of /var/lib/openshift/.httpd.
-        let apache = try ProcessRunner.node("openshift-node", ["apache-config", "--standalone", "\(HTTPProbe.freePort())", "--config", config])
+        let apache = try ProcessRunner.node("openshift-node", ["apache-config", "--standalone", "\(HTTPProbe.freePort())",
+                                                               "--server-root", scratch.root + "/apache", "--config", config])
         guard apache.status == 0 else { throw TestFiles.Failure(description: "apache-config: \(apache.stderr)") }
-        try TestFiles.makeDirectories(scratch.root + "/apache")
-        try TestFiles.write(httpd, apache.stdout.replacingOccurrences(of: "/var/lib/openshift/.httpd", with: scratch.root + "/apache"))
+        try TestFiles.write(httpd, apache.stdout)
     }
 
     func devel(_ arguments: [String]) async throws -> ProcessRunner.Result {

@@ -31,6 +31,66 @@ struct GearThroughApacheTests {
         #expect(refused.status == 2 && refused.stderr.contains("--output writes the rules for the system Apache"), "\(refused)")
     }
 
+    @Test("a fresh node's Apache starts before any gear and logs; a lost map is reported by oo-admin-ctl-gears routes, rebuilt by --repair and by the daemon at start",
+          .timeLimit(.minutes(3)))
+    func freshApacheAndRebuild() async throws {
+        try #require(access("/usr/sbin/apache2", X_OK) == 0, "apache2 is not installed (.ci/setup installs it)")
+        let node = ScratchNode("apache-fresh")
+        defer { node.destroy() }
+        chmod(node.root, 0o755)
+        let root = node.root + "/sandbox"
+        let sandbox = ["--root", root, "--cartridge-base-path", Self.cartridges, "--config", try sandboxConfig(node)]
+        func run(_ tool: String, _ arguments: [String], status: Int32 = 0) throws -> ProcessRunner.Result {
+            let result = try ProcessRunner.node(tool, arguments + sandbox)
+            #expect(result.status == status, "\(tool) \(arguments): \(result.stdout) \(result.stderr)")
+            return result
+        }
+        let port = HTTPProbe.freePort()
+        let serverRoot = node.root + "/httpd"
+        try TestFiles.makeDirectories(serverRoot)
+        let config = try run("openshift-node", ["apache-config", "--standalone", "\(port)", "--server-root", serverRoot]).stdout
+        #expect(config.contains("ServerRoot \"\(serverRoot)\""))
+        try TestFiles.write(node.root + "/httpd.conf", config)
+        let started = try ProcessRunner.run(["/usr/sbin/apache2", "-f", node.root + "/httpd.conf", "-k", "start"])
+        #expect(started.status == 0, "no gear yet, and Apache starts: \(started.stderr)")
+        defer { _ = try? ProcessRunner.run(["/usr/sbin/apache2", "-f", node.root + "/httpd.conf", "-k", "stop"]) }
+        func get(_ host: String) -> HTTPProbe.Response? { HTTPProbe.get(port: port, headers: ["Host: \(host)"]) }
+        #expect(await eventually(within: 10) { get("nobody.example.com")?.status == 404 })
+        #expect(await eventually(within: 5) { (TestFiles.read(serverRoot + "/access.log") ?? "").contains("nobody.example.com") },
+                "the access log is written")
+
+        _ = try run("openshift-node", ["rescan"])
+        _ = try run("oo-devel-node", ["app-create", "--with-container-uuid", "shop1", "--with-app-name", "shop",
+                                      "--with-container-name", "shop", "--with-namespace", "acme"])
+        _ = try run("oo-devel-node", ["configure", "--with-container-uuid", "shop1", "--cart-name", "python"])
+        #expect(try run("oo-admin-ctl-gears", ["routes"]).stdout == "routes match the documents of 1 gear(s)\n")
+        let maps = try #require(config.split(separator: "\n").first { $0.hasPrefix("RewriteMap oo_routes") }
+            .map { String($0.split(separator: "\"")[1].dropFirst(4).dropLast(11)) })
+        let routes = try #require(TestFiles.read(maps + "/routes.txt"))
+        #expect(routes.hasPrefix("shop-acme.example.com "))
+        // The gear is not started: Apache says so, and does not call it idle.
+        #expect(await eventually(within: 5) { get("shop-acme.example.com")?.body == "This application is unavailable.\n" })
+
+        // The map is lost: reported, then rebuilt on demand.
+        try TestFiles.write(maps + "/routes.txt", "")
+        #expect(get("shop-acme.example.com")?.status == 404)
+        let report = try run("oo-admin-ctl-gears", ["routes"], status: 1).stdout
+        #expect(report.contains("apache: routes.txt: \(routes.split(separator: "\n").count) line(s) missing, 0 line(s) that no document has"), "\(report)")
+        #expect(TestFiles.read(maps + "/routes.txt") == "", "a report changes nothing")
+        _ = try run("oo-admin-ctl-gears", ["routes", "--repair"])
+        #expect(TestFiles.read(maps + "/routes.txt") == routes)
+        #expect(await eventually(within: 5) { get("shop-acme.example.com")?.status == 503 })
+
+        // Lost again: the daemon rebuilds it when it starts.
+        try TestFiles.write(maps + "/routes.txt", "")
+        let daemon = try Daemon(root: root, basePath: Self.cartridges, extraArguments: ["--no-watch", "--no-wake"],
+                                config: sandbox[5])
+        #expect(await eventually(within: 60) { TestFiles.read(maps + "/routes.txt") == routes }, "\(daemon.logText)")
+        #expect(daemon.logText.contains("routes drifted from the documents: apache: routes.txt: \(routes.split(separator: "\n").count) line(s) missing"))
+        #expect(daemon.stop() == 0)
+        _ = try run("oo-devel-node", ["app-destroy", "--with-container-uuid", "shop1"])
+    }
+
     @Test("host name and alias reach the gear; disconnect gives the 404 page; idle and start; Apache never reloads",
           .timeLimit(.minutes(3)))
     func endToEnd() async throws {
@@ -54,8 +114,8 @@ struct GearThroughApacheTests {
         _ = try run("oo-devel-node", ["start", "--with-container-uuid", "shop1"])
 
         let port = HTTPProbe.freePort()
-        try TestFiles.makeDirectories(root + "/var/lib/openshift/.httpd")
-        let apacheConfig = try run("openshift-node", ["apache-config", "--standalone", "\(port)"]).stdout
+        let apacheConfig = try run("openshift-node", ["apache-config", "--standalone", "\(port)",
+                                                      "--server-root", root + "/var/lib/openshift/.httpd"]).stdout
         try TestFiles.write(node.root + "/httpd.conf", apacheConfig)
         #expect(try ProcessRunner.run(["/usr/sbin/apache2", "-f", node.root + "/httpd.conf", "-k", "start"]).status == 0)
         defer { _ = try? ProcessRunner.run(["/usr/sbin/apache2", "-f", node.root + "/httpd.conf", "-k", "stop"]) }
