@@ -74,6 +74,15 @@ struct CrashInjectionTests {
             where TestFiles.exists(gearBaseDir + "/" + path) {
                 found.append(path)
             }
+            // A public name still claimed by the gear.
+            let names = gearBaseDir + "/.frontend/names"
+            for name in TestFiles.list(names, includeHidden: true) {
+                var buffer = [CChar](repeating: 0, count: 256)
+                let count = readlink(names + "/" + name, &buffer, 255)
+                if count > 0, String(decoding: buffer[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self) == uuid {
+                    found.append("name claim \(name)")
+                }
+            }
             for directory in [".gears", ".frontend"] {
                 found += TestFiles.list(gearBaseDir + "/" + directory, includeHidden: true)
                     .filter { $0.hasPrefix(".\(uuid).json.tmp-") || $0.hasPrefix("\(uuid).uid-") }
@@ -159,6 +168,56 @@ struct CrashInjectionTests {
         }
         #expect(completed == Self.runs / 2)
         #expect(interrupted >= Self.runs / 4, "most kills land before the create ends: \(interrupted) of \(Self.runs)")
+    }
+
+    @Test("add-alias and remove-alias killed at random moments: every alias the document names is the gear's claim, and a re-run finishes",
+          .timeLimit(.minutes(8)))
+    func aliases() async throws {
+        try #require(Prerequisites.rootProblem == nil, "\(Prerequisites.rootProblem ?? "")")
+        let node = try Node()
+        defer { node.destroy() }
+        #expect(try await node.devel(["app-create", "--with-container-uuid", "aliasgear", "--with-namespace", "ns"]).status == 0)
+        func add(_ name: String) -> [String] { ["add-alias", "--with-container-uuid", "aliasgear", "--with-alias-name", name] }
+        func remove(_ name: String) -> [String] { ["remove-alias", "--with-container-uuid", "aliasgear", "--with-alias-name", name] }
+        let window = try await Self.duration({ () async throws in
+            #expect(try await node.devel(add("probe.shop.org")).status == 0)
+        }, reset: { () async throws in
+            #expect(try await node.devel(remove("probe.shop.org")).status == 0)
+        })
+        #expect(try await node.devel(remove("probe.shop.org")).status == 0)
+        var kills = KillWindow(probe: window)
+        let frontend = node.gearBaseDir + "/.frontend"
+        func owner(_ name: String) -> String? {
+            var buffer = [CChar](repeating: 0, count: 256)
+            let count = readlink(frontend + "/names/" + name, &buffer, 255)
+            return count > 0 ? String(decoding: buffer[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self) : nil
+        }
+        func documentAliases() -> [String] {
+            guard let data = TestFiles.read(frontend + "/aliasgear.json"),
+                  let object = try? JSONSerialization.jsonObject(with: Data(data.utf8)) as? [String: Any] else { return ["unreadable"] }
+            return object["aliases"] as? [String] ?? []
+        }
+        func mapNames() -> [String] {
+            (TestFiles.read(node.scratch.root + "/httpd/aliases.txt") ?? "").split(separator: "\n").map { String($0.split(separator: " ")[0]) }
+        }
+        var interrupted = 0
+        for run in 0..<Self.runs {
+            let name = "a\(run).shop.org"
+            for step in [add(name), remove(name)] {
+                let killed = try await node.killed(step, after: kills.moment()) == 128 + SIGKILL
+                kills.record(killed: killed)
+                if killed { interrupted += 1 }
+                // Whatever the moment: what the document names, the gear holds.
+                for alias in documentAliases() { #expect(owner(alias) == "aliasgear", "run \(run): \(alias) named but not claimed") }
+                // The broker retries: it finishes (or finds it already done).
+                let again = try await node.devel(step)
+                #expect(again.status == 0 || again.stderr.contains("is not an alias of gear aliasgear"), "run \(run) \(step[0]): \(again.stderr)")
+            }
+            #expect(!documentAliases().contains(name) && owner(name) == nil && !mapNames().contains(name), "run \(run): \(name) left behind")
+        }
+        #expect(interrupted >= Self.runs / 2, "most kills land inside the operations: \(interrupted) of \(2 * Self.runs)")
+        #expect(try await node.devel(["app-destroy", "--with-container-uuid", "aliasgear"]).status == 0)
+        #expect(node.traces(of: "aliasgear").isEmpty, "\(node.traces(of: "aliasgear"))")
     }
 
     @Test("configure killed at random moments: a re-run or a deconfigure always works, and nothing of it is left", .timeLimit(.minutes(8)))
