@@ -71,6 +71,80 @@ struct FrontendBench: ParsableCommand {
         print(pad("through Apache", 28) + "\(format1(viaApache.rate)) req/s, median \(format(viaApache.median))")
         print(pad("direct to backend", 28) + "\(format1(direct.rate)) req/s, median \(format(direct.median))")
         print(pad("Apache / direct", 28) + "\(format1(viaApache.rate / max(direct.rate, 1) * 100))% of direct throughput")
+
+        // Side by side with Apache's own ceiling: plain ProxyPass to the same backend, with
+        // keep-alive clients (ab -k), for a fast static backend (an Apache serving a file) and
+        // for the python one.
+        guard access("/usr/bin/ab", X_OK) == 0 else {
+            print("ab (apache2-utils) is not installed: no comparison with plain ProxyPass")
+            return
+        }
+        let staticPort = HTTPProbe.freePort()
+        try TestFiles.write(dir + "/static.conf", """
+            ServerRoot "\(dir)"
+            PidFile "\(dir)/static.pid"
+            ServerName localhost
+            Listen 127.0.0.3:\(staticPort)
+            LoadModule mpm_event_module /usr/lib/apache2/modules/mod_mpm_event.so
+            LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so
+            \(geteuid() == 0 ? "User www-data\nGroup www-data" : "")
+            ErrorLog "\(dir)/static-error.log"
+            DocumentRoot "\(dir)/www"
+            <Directory "\(dir)/www">
+            Require all granted
+            </Directory>
+            """)
+        let plainPort = HTTPProbe.freePort()
+        try TestFiles.write(dir + "/plain.conf", """
+            ServerRoot "\(dir)"
+            PidFile "\(dir)/plain.pid"
+            ServerName localhost
+            Listen 127.0.0.1:\(plainPort)
+            LoadModule mpm_event_module /usr/lib/apache2/modules/mod_mpm_event.so
+            LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so
+            LoadModule proxy_module /usr/lib/apache2/modules/mod_proxy.so
+            LoadModule proxy_http_module /usr/lib/apache2/modules/mod_proxy_http.so
+            \(geteuid() == 0 ? "User www-data\nGroup www-data" : "")
+            ErrorLog "\(dir)/plain-error.log"
+            ProxyPreserveHost On
+            ProxyPass "/static/" "http://127.0.0.3:\(staticPort)/"
+            ProxyPass "/python/" "http://127.0.0.2:\(backendPort)/"
+            """)
+        for conf in ["static", "plain"] {
+            guard try ProcessRunner.run(["/usr/sbin/apache2", "-f", dir + "/\(conf).conf", "-k", "start"]).status == 0 else {
+                throw ValidationError("apache2 (\(conf)) did not start: \(TestFiles.read(dir + "/\(conf)-error.log") ?? "")")
+            }
+        }
+        defer { for conf in ["static", "plain"] { _ = try? ProcessRunner.run(["/usr/sbin/apache2", "-f", dir + "/\(conf).conf", "-k", "stop"]) } }
+        try manager.create(uuid: "fast", appUUID: "fast", gearName: "fast", namespace: "bench")
+        try manager.connect(uuid: "fast", [Connection(path: "", target: "127.0.0.3:\(staticPort)")])
+        for _ in 0..<200 where HTTPProbe.get(port: port, path: "/index.html", headers: ["Host: fast-bench.example.com"])?.status != 200 { usleep(20_000) }
+        print("ab -k -c \(threads), \(format1(loadSeconds)) s each, GET /index.html (3 bytes), in this order, twice:")
+        for round in 1...2 {
+            for (backend, routedHost, plainPath, directURL) in [
+                ("static", "fast-bench.example.com", "/static/index.html", "http://127.0.0.3:\(staticPort)/index.html"),
+                ("python", "app0-bench.example.com", "/python/index.html", "http://127.0.0.2:\(backendPort)/index.html"),
+            ] {
+                let direct = ab(directURL, host: nil)
+                let plain = ab("http://127.0.0.1:\(plainPort)\(plainPath)", host: nil)
+                let routed = ab("http://127.0.0.1:\(port)/index.html", host: routedHost)
+                print(pad("  \(backend) #\(round)", 14) + "direct \(format1(direct)) req/s, plain ProxyPass \(format1(plain)), routed \(format1(routed))"
+                      + " = \(format1(routed / max(plain, 1) * 100))% of ProxyPass")
+            }
+        }
+    }
+
+    /// Requests per second of `ab -k -c threads -t seconds` (0 when ab fails or any request failed).
+    func ab(_ url: String, host: String?) -> Double {
+        let arguments = ["/usr/bin/ab", "-q", "-k", "-c", "\(threads)", "-t", "\(Int(loadSeconds.rounded(.up)))", "-n", "10000000"]
+            + (host.map { ["-H", "Host: \($0)"] } ?? []) + [url]
+        guard let result = try? ProcessRunner.run(arguments), result.status == 0 else { return 0 }
+        let lines = result.stdout.split(separator: "\n")
+        let failed = lines.first { $0.hasPrefix("Failed requests:") }.flatMap { Int($0.split(separator: " ").last ?? "") } ?? 0
+        let non2xx = lines.contains { $0.hasPrefix("Non-2xx responses:") }
+        guard failed == 0, !non2xx, let rate = lines.first(where: { $0.hasPrefix("Requests per second:") })?
+            .split(separator: " ").dropFirst(3).first.flatMap({ Double($0) }) else { return 0 }
+        return rate
     }
 
     /// Sequential HTTP/1.0 GETs from `threads` threads for `seconds`.
