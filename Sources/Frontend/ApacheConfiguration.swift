@@ -18,12 +18,6 @@ public enum ApacheConfiguration {
         RewriteMap oo_aliases "txt:\#(mapDirectory)/aliases.txt"
         RewriteMap oo_idler "txt:\#(mapDirectory)/idler.txt"
         RewriteMap oo_sts "txt:\#(mapDirectory)/sts.txt"
-        # Keep-alive connections to the gears: a proxy worker whose name matches every http URL
-        # the rules below forward to. Its pattern can never match a request, so it proxies
-        # nothing by itself; it only lends its connection pool, which mod_proxy reuses for a
-        # request to the same address and port only. Without it, every request opens a new
-        # connection to its gear.
-        ProxyPassMatch "^(?!)(.*)$" "http://$1" enablereuse=on
         # An encoded slash is passed on as it came, as a gear reached directly would see it.
         AllowEncodedSlashes NoDecode
         # A client cannot pick another gear with the original's override header.
