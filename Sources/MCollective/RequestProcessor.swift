@@ -40,6 +40,8 @@ public final class RequestProcessor: Sendable {
     let logger: Logger
     let seen = Mutex(ReplayCache())
     public let counters = Mutex<[String: Int]>([:])
+    /// When this processor (the daemon's agent) started, for rpcutil `daemon_stats`.
+    let startTime = Int(Date().timeIntervalSince1970)
 
     /// Built-in agents every node answers for, besides the handlers.
     public static let builtinAgents = ["discovery", "rpcutil"]
@@ -76,12 +78,16 @@ public final class RequestProcessor: Sendable {
 
     /// Processes one MESSAGE frame's body; `replyTo` is its `reply-to` header.
     public func process(body: [UInt8], replyTo: String?, now: Int = Int(Date().timeIntervalSince1970)) async -> Outcome {
+        count("total")
         let outcome = await evaluate(body: body, replyTo: replyTo, now: now)
         switch outcome {
         case .dropped(let reason):
             count("dropped")
             logger.warning("request dropped", metadata: ["reason": "\(reason)"])
-        case .reply, .noReply:
+        case .reply:
+            count("answered")
+            count("replies")
+        case .noReply:
             count("answered")
         }
         return outcome
@@ -105,15 +111,20 @@ public final class RequestProcessor: Sendable {
             return drop("the envelope has no :body or :hash")
         }
         guard PSK.hash(body: inner, psk: configuration.psk) == hash else {
+            count("unvalidated")
             return drop("psk hash mismatch: the sender uses another pre-shared key")
         }
+        count("validated")
         let callerID = envelope[symbol: "callerid"]?.stringValue ?? ""
         guard Self.isValidCallerID(callerID) else {
             return drop("invalid caller id '\(callerID.prefix(64))'")
         }
         let ttl = envelope[symbol: "ttl"]?.intValue ?? 60
         let msgtime = envelope[symbol: "msgtime"]?.intValue ?? 0
-        if now - msgtime > ttl { return drop("expired: sent \(now - msgtime) s ago with a ttl of \(ttl) s") }
+        if now - msgtime > ttl {
+            count("ttlexpired")
+            return drop("expired: sent \(now - msgtime) s ago with a ttl of \(ttl) s")
+        }
         if msgtime - now > ttl { return drop("sent \(msgtime - now) s in the future (clock skew beyond the ttl)") }
         guard requestID.utf8.count == 32, requestID.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }) else {
             return drop("invalid request id")
@@ -126,6 +137,7 @@ public final class RequestProcessor: Sendable {
             logger.debug("request not for this node", metadata: ["requestid": "\(requestID)", "agent": "\(agent)"])
             return .noReply
         }
+        count("passed")
         guard remember(requestID, agent: agent, until: msgtime + ttl, now: now) else {
             return drop("duplicate request id within its ttl (a replay?)")
         }
@@ -134,7 +146,13 @@ public final class RequestProcessor: Sendable {
         do {
             request = try RubyMarshal.load(inner, limits: .init(maxBytes: configuration.maxMessageBytes))
         } catch {
-            return drop("undecodable request body: \(error)")
+            // An authenticated request for this node that cannot be read (a number wider than
+            // 64 bits, nesting past the limit): answered with an error, as mcollectived answers
+            // input it cannot use, so the caller is not left waiting for its timeout.
+            logger.warning("undecodable request body", metadata: ["requestid": "\(requestID)", "agent": "\(agent)", "error": "\(error)"])
+            guard let replyTo, !replyTo.isEmpty else { return .noReply }
+            let failure = AgentReply.failure(4, "the request could not be decoded: \(error)")
+            return .reply(Reply(destination: replyTo, body: replyEnvelope(requestID: requestID, agent: agent, body: failure.body.ruby, now: now)))
         }
 
         let replyBody: RubyValue
@@ -194,8 +212,32 @@ public final class RequestProcessor: Sendable {
 
     // MARK: rpcutil
 
-    /// The parts of `rpcutil` admin tools use: ping, get_fact, get_facts, inventory,
-    /// agent_inventory, collective_info, daemon_stats.
+    /// The MCollective version this node answers as.
+    static let version = "2.12.5 (openshift-node)"
+
+    /// A server.cfg setting by the name of mcollectived's `Config` reader; nil when there is no
+    /// such setting. Secrets (`plugin.*`: the psk, broker passwords) are never among them.
+    func configItem(_ item: String) -> AgentValue? {
+        switch item {
+        case "identity": return .string(configuration.identity)
+        case "main_collective": return .string(configuration.mainCollective)
+        case "collectives": return .array(configuration.collectives.map(AgentValue.string))
+        case "configfile": return .string(configuration.configFile)
+        case "classesfile": return .string(configuration.classesFile ?? "/var/lib/puppet/state/classes.txt")
+        case "registerinterval": return .int(configuration.registerInterval)
+        case "direct_addressing": return .bool(configuration.directAddressing)
+        case "securityprovider": return .string("psk")
+        case "connector": return .string(configuration.settings["connector"] ?? "activemq")
+        case "ttl": return .int(Int(configuration.settings["ttl"] ?? "") ?? 60)
+        default:
+            guard !item.hasPrefix("plugin."), !item.contains("psk"), !item.contains("password"),
+                  let value = configuration.settings[item] else { return nil }
+            return .string(value)
+        }
+    }
+
+    /// Every `rpcutil` action: ping, get_fact, get_facts, inventory, agent_inventory,
+    /// collective_info, daemon_stats, get_config_item, get_data.
     func rpcutil(_ request: AgentRequest) -> AgentReply {
         func ok(_ pairs: KeyValuePairs<String, AgentValue>) -> AgentReply { AgentReply(data: .symbols(pairs)) }
         switch request.action {
@@ -213,7 +255,7 @@ public final class RequestProcessor: Sendable {
                 "agents": .array(agentNames.map(AgentValue.string)),
                 "facts": .strings(facts().mapValues(AgentValue.string)),
                 "classes": .array(classes.map(AgentValue.string)),
-                "version": .string("2.12.5 (openshift-node)"),
+                "version": .string(Self.version),
                 "data_plugins": .array([]),
                 "main_collective": .string(configuration.mainCollective),
                 "collectives": .array(configuration.collectives.map(AgentValue.string)),
@@ -229,10 +271,32 @@ public final class RequestProcessor: Sendable {
             return ok(["main_collective": .string(configuration.mainCollective),
                        "collectives": .array(configuration.collectives.map(AgentValue.string))])
         case "daemon_stats":
+            // mcollectived's fields (rpcutil.rb with RunnerStats#to_hash), which `mco inventory` prints.
             let snapshot = counters.withLock { $0 }
-            return ok(["total": .int(snapshot.values.reduce(0, +)), "replies": .int(snapshot["answered"] ?? 0),
-                       "filtered": .int(snapshot["filtered"] ?? 0), "dropped": .int(snapshot["dropped"] ?? 0),
-                       "version": .string("2.12.5 (openshift-node)"), "agents": .array(agentNames.map(AgentValue.string))])
+            func seconds(_ time: timeval) -> AgentValue { .float(Double(time.tv_sec) + Double(time.tv_usec) / 1_000_000) }
+            var own = rusage()
+            var children = rusage()
+            getrusage(RUSAGE_SELF.rawValue, &own)
+            getrusage(RUSAGE_CHILDREN.rawValue, &children)
+            return ok([
+                "threads": .array([]), "agents": .array(agentNames.map(AgentValue.string)), "pid": .int(Int(getpid())),
+                "times": .symbols(["utime": seconds(own.ru_utime), "stime": seconds(own.ru_stime),
+                                   "cutime": seconds(children.ru_utime), "cstime": seconds(children.ru_stime)]),
+                "configfile": .string(configuration.configFile), "version": .string(Self.version),
+                "validated": .int(snapshot["validated"] ?? 0), "unvalidated": .int(snapshot["unvalidated"] ?? 0),
+                "passed": .int(snapshot["passed"] ?? 0), "filtered": .int(snapshot["filtered"] ?? 0),
+                "starttime": .int(startTime), "total": .int(snapshot["total"] ?? 0),
+                "ttlexpired": .int(snapshot["ttlexpired"] ?? 0), "replies": .int(snapshot["replies"] ?? 0),
+                "dropped": .int(snapshot["dropped"] ?? 0),
+            ])
+        case "get_config_item":
+            let item = request.data["item"]?.string ?? ""
+            guard let value = configItem(item) else { return .failure(1, "Unknown config property \(item)") }
+            return ok(["item": .string(item), "value": value])
+        case "get_data":
+            // mcollectived answers from its data plugins; this node has none.
+            let source = request.data["source"]?.string ?? ""
+            return .failure(1, "Unknown data plugin '\(source)': this node has no data plugins")
         default:
             return .failure(2, "Unknown action '\(request.action)' for agent 'rpcutil'")
         }

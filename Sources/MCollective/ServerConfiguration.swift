@@ -19,6 +19,11 @@ public struct ServerConfiguration: Sendable, Equatable {
     public var classesFile: String?
     /// Largest STOMP frame accepted.
     public var maxMessageBytes: Int
+    /// The file this was read from (rpcutil `daemon_stats` and `get_config_item configfile`).
+    public var configFile = ""
+    /// The file's top-level `key = value` settings as written (never the `plugin.*` ones, which
+    /// hold the psk and broker passwords): what rpcutil `get_config_item` may answer.
+    public var settings: [String: String] = [:]
 
     public struct Host: Sendable, Equatable {
         public var host: String
@@ -116,6 +121,8 @@ public struct ServerConfiguration: Sendable, Equatable {
             registerInterval: try integer("registerinterval") ?? 0)
         configuration.mainCollective = values["main_collective"] ?? collectives[0]
         configuration.classesFile = values["classesfile"]
+        configuration.configFile = file
+        configuration.settings = values.filter { !$0.key.hasPrefix("plugin.") }
         return configuration
     }
 }

@@ -152,4 +152,67 @@ struct AgentOverMCollectiveTests {
         #expect(node1.stop() == 0, "\(node1.logText)")
         #expect(node2.stop() == 0)
     }
+
+    @Test("every stock mco application an admin uses works against the node: inventory, facts, find, ping, rpc rpcutil, plugin doc, completion",
+          .enabled(if: Prerequisites.inCI || (ActiveMQ.isInstalled && access("/usr/bin/mco", X_OK) == 0)),
+          .timeLimit(.minutes(3)))
+    func stockApplications() async throws {
+        try #require(ActiveMQ.isInstalled, "activemq is not installed (.ci/setup installs it)")
+        try #require(access("/usr/bin/mco", X_OK) == 0, "mco is not installed (.ci/setup installs mcollective-client)")
+        let scratch = ScratchNode("mco-stock")
+        defer { scratch.destroy() }
+        let broker = try ActiveMQ.start()
+        defer { broker.stop() }
+        try TestFiles.makeDirectories(scratch.root + "/base")
+        try CartridgeBuilder(name: "one").write(into: scratch.root + "/base")
+        let node = try startNode("stock1.test", root: scratch.root + "/n1", basePath: scratch.root + "/base", port: broker.port)
+        let client = try Client(directory: scratch.root + "/client", port: broker.port)
+        #expect(try await eventually(within: 30) { try client.mco(["ping", "-t", "1"]).stdout.contains("stock1.test") }, "\(node.logText)")
+
+        // mco inventory: the daemon's statistics and its inventory, as mcollectived gives them.
+        let inventory = try client.mco(["inventory", "stock1.test", "-t", "10"])
+        #expect(inventory.status == 0, "\(inventory.stdout)\(inventory.stderr)")
+        for line in ["Inventory for stock1.test:", "Version: 2.12.5", "Config File: \(scratch.root)/n1/etc/mcollective/server.cfg",
+                     "Process ID: \(node.pid)", "Main Collective: mcollective", "Total Processor Time:", "Replies Sent:", "Agents:",
+                     "openshift", "rpcutil", "Facts:", "node_profile"] {
+            #expect(inventory.stdout.contains(line), "\(line) in: \(inventory.stdout)\(inventory.stderr)")
+        }
+        #expect(!inventory.stderr.contains("Error") && !inventory.stderr.contains("TypeError"), "\(inventory.stderr)")
+
+        // rpcutil's other actions, each answered.
+        let stats = try client.rpc(["rpcutil", "daemon_stats", "-I", "stock1.test", "-t", "10"])
+        let data = stats.replies.first?["data"] as? [String: Any] ?? [:]
+        for key in ["starttime", "configfile", "pid", "passed", "filtered", "ttlexpired", "replies", "total", "validated", "times", "version"] {
+            #expect(data[key] != nil, "daemon_stats lacks \(key): \(data)")
+        }
+        #expect((data["passed"] as? Int ?? 0) >= 1 && (data["total"] as? Int ?? 0) >= (data["passed"] as? Int ?? 0))
+        let item = try client.rpc(["rpcutil", "get_config_item", "item=identity", "-I", "stock1.test", "-t", "10"])
+        #expect((item.replies.first?["data"] as? [String: Any])?["value"] as? String == "stock1.test", "\(item.stderr)")
+        let secret = try client.rpc(["rpcutil", "get_config_item", "item=plugin.psk", "-I", "stock1.test", "-t", "10"])
+        #expect(secret.replies.first?["statuscode"] as? Int == 1 && !secret.stderr.contains(Self.psk), "the psk is never a config item")
+        let missing = try client.rpc(["rpcutil", "get_data", "source=sysctl", "-I", "stock1.test", "-t", "10"])
+        #expect(missing.replies.first?["statuscode"] as? Int == 1, "\(missing.stderr)")
+        for action in ["inventory", "agent_inventory", "collective_info", "ping"] {
+            let reply = try client.rpc(["rpcutil", action, "-I", "stock1.test", "-t", "10"])
+            #expect(reply.replies.first?["statuscode"] as? Int == 0, "\(action): \(reply.stderr)")
+        }
+        let facts = try client.rpc(["rpcutil", "get_facts", #"facts=node_profile,gears_total_count"#, "-I", "stock1.test", "-t", "10"])
+        let values = (facts.replies.first?["data"] as? [String: Any])?["values"] as? [String: Any]
+        #expect(values?["node_profile"] as? String == "small" && values?["gears_total_count"] as? String == "0", "\(facts.stderr)")
+        // The openshift agent's get_facts, with the list as mco passes it (its JSON text).
+        let listed = try client.rpc(["openshift", "get_facts", #"facts=["node_profile","gears_total_count"]"#, "-I", "stock1.test", "-t", "10"])
+        let listedValues = (listed.replies.first?["data"] as? [String: Any])?["output"] as? [String: Any]
+        #expect(listedValues?["node_profile"] as? String == "small" && listedValues?.count == 2, "a list, not text: \(listed.stderr) \(listed.replies)")
+
+        // The other stock applications.
+        let factReport = try client.mco(["facts", "node_profile", "-t", "5"])
+        #expect(factReport.status == 0 && factReport.stdout.contains("small") && factReport.stdout.contains("found 1 times"), "\(factReport.stdout)\(factReport.stderr)")
+        let find = try client.mco(["find", "-W", "node_profile=small", "-t", "5"])
+        #expect(find.status == 0 && find.stdout.contains("stock1.test"), "\(find.stdout)\(find.stderr)")
+        let doc = try client.mco(["plugin", "doc", "openshift"])
+        #expect(doc.status == 0 && doc.stdout.contains("cartridge_do"), "\(doc.stderr)")
+        let completion = try client.mco(["completion", "--list-actions", "--agent", "openshift"])
+        #expect(completion.status == 0 && completion.stdout.contains("cartridge_do"), "\(completion.stdout)\(completion.stderr)")
+        #expect(node.stop() == 0)
+    }
 }

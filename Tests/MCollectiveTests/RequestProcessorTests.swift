@@ -110,6 +110,37 @@ struct RequestProcessorTests {
         }
     }
 
+    @Test("an authenticated request whose body cannot be decoded is answered with statuscode 4, not left to time out",
+          arguments: [
+            // A Bignum of 80 bits (Ruby reads it; this node does not).
+            ("bignum", [UInt8]([0x04, 0x08, 0x6c, 0x2b, 0x0a]) + [UInt8](repeating: 0xff, count: 10)),
+            // Arrays nested 100 deep.
+            ("nesting", [0x04, 0x08] + [UInt8](repeating: 0, count: 100).flatMap { _ in [UInt8(0x5b), 0x06] } + [0x30]),
+          ] as [(String, [UInt8])])
+    func undecodableBody(name: String, inner: [UInt8]) async throws {
+        let request = try Captured.echoRequest()
+        var envelope = try #require(try RubyMarshal.load(request.body).dictionary)
+        func set(_ key: String, _ value: RubyValue) {
+            envelope = RubyHash(envelope.pairs.map { $0.key == .symbol(key) ? (key: $0.key, value: value) : $0 })
+        }
+        set("body", .string(inner, .binary))
+        set("hash", .str(PSK.hash(body: inner, psk: Captured.psk)))
+        let body = RubyMarshal.dump(.hash(envelope))
+        guard case .reply(let reply) = await processor().process(body: body, replyTo: request.replyTo, now: request.msgtime) else {
+            Issue.record("\(name): no reply")
+            return
+        }
+        let replyBody = try #require(try RubyMarshal.load(reply.body).dictionary?[symbol: "body"]?.bytes)
+        let answer = try #require(try RubyMarshal.load(replyBody).dictionary)
+        #expect(answer[symbol: "statuscode"]?.intValue == 4)
+        #expect(answer[symbol: "statusmsg"]?.stringValue?.hasPrefix("the request could not be decoded") == true, "\(answer)")
+        // The same body under another psk is still dropped unanswered.
+        guard case .dropped = await processor(psk: "other").process(body: body, replyTo: request.replyTo, now: request.msgtime) else {
+            Issue.record("\(name): answered without the psk")
+            return
+        }
+    }
+
     @Test("a request for another identity is not answered")
     func filteredOut() async throws {
         let request = try Captured.echoRequest()

@@ -125,6 +125,12 @@ extension OpenShiftAgent {
         let names: [String]
         switch inputs["facts"] {
         case .array(let items)?: names = items.compactMap(\.string)
+        case .string(let text)? where text.hasPrefix("["):
+            // `mco rpc openshift get_facts 'facts=["a","b"]'` sends the list as its JSON text.
+            guard let list = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String] else {
+                return .failure(4, "facts: expected a list of fact names, found '\(text.prefix(80))'")
+            }
+            names = list
         case .string(let text)?: names = text.split(whereSeparator: { $0 == "," || $0 == " " }).map(String.init)
         default: names = []
         }
