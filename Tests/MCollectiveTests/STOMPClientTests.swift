@@ -146,6 +146,25 @@ struct STOMPClientTests {
         }
     }
 
+    @Test(.timeLimit(.minutes(3)))
+    func aFrameOverTheLimitIsSkippedAndTheConnectionStays() async throws {
+        let broker = try ActiveMQ.start()
+        defer { broker.stop() }
+        let node = Self.node(broker.port) { $0.maxFrameBytes = 4096 }
+        let mco = RunningClient(port: broker.port)
+        #expect(await node.client.waitUntilSubscribed(timeout: 60))
+        #expect(await eventually(within: 60) { mco.client.isConnected })
+        // A broadcast too large for the node, then one it takes: the second arrives, on the same connection.
+        try await mco.client.send(destination: "/topic/mcollective.openshift.agent", headers: [], body: [UInt8](repeating: 0x41, count: 10_000))
+        try await mco.client.send(destination: "/topic/mcollective.openshift.agent", headers: [], body: Array("after".utf8))
+        #expect(await eventually(within: 20) { node.inbox.frames.contains { $0.body == Array("after".utf8) } })
+        #expect(!node.inbox.frames.contains { $0.body.count == 10_000 }, "the large one was not delivered")
+        #expect(node.log.count("STOMP frame over the size limit skipped") == 1)
+        #expect(node.log.count("STOMP connected") == 1, "never reconnected: \(node.log.lines.map(\.message))")
+        await node.stop()
+        await mco.stop()
+    }
+
     @Test(.timeLimit(.minutes(2)))
     func wrongPasswordIsRetriedAndLogged() async throws {
         let broker = try ActiveMQ.start()

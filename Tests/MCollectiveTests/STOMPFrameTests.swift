@@ -112,24 +112,46 @@ struct STOMPFrameTests {
         #expect(throws: STOMPError.self) { try decoder.next(from: &buffer) }
     }
 
-    @Test func oversizedFramesAreRejected() throws {
-        // By content-length, before the body has arrived.
+    @Test func oversizedFramesAreSkippedAndTheNextOneIsRead() throws {
+        let next = "MESSAGE\ncontent-length:2\n\nok\0"
+        func skipped(_ frame: STOMPFrame?, bytes: Int) -> Bool {
+            frame?.command == "SKIPPED" && frame?[header: "command"] == "MESSAGE" && frame?[header: "bytes"] == "\(bytes)"
+                && frame?[header: "limit"] == "100"
+        }
+        // By content-length, before the body has arrived: its bytes are dropped as they come.
         var decoder = STOMPFrameDecoder(maxFrameBytes: 100)
         var buffer = ByteBuffer(string: "MESSAGE\ncontent-length:500\n\n")
-        #expect(throws: STOMPError.frameTooLarge(limit: 100)) { try decoder.next(from: &buffer) }
+        #expect(try decoder.next(from: &buffer) == nil)
+        #expect(buffer.readableBytes == 0, "nothing of it is buffered")
+        buffer.writeString(String(repeating: "x", count: 300))
+        #expect(try decoder.next(from: &buffer) == nil && buffer.readableBytes == 0)
+        buffer.writeString(String(repeating: "x", count: 200) + "\0" + next)
+        #expect(skipped(try decoder.next(from: &buffer), bytes: 28 + 501))
+        #expect(try decoder.next(from: &buffer)?.body == Array("ok".utf8))
         // Without content-length, once more bytes than the limit have arrived without a NUL.
         decoder = STOMPFrameDecoder(maxFrameBytes: 100)
         buffer = ByteBuffer(string: "MESSAGE\n\n" + String(repeating: "x", count: 90))
         #expect(try decoder.next(from: &buffer) == nil)
         buffer.writeString(String(repeating: "x", count: 20))
-        #expect(throws: STOMPError.frameTooLarge(limit: 100)) { try decoder.next(from: &buffer) }
-        // A head that never ends.
+        #expect(try decoder.next(from: &buffer) == nil && buffer.readableBytes == 0)
+        buffer.writeString(String(repeating: "x", count: 50) + "\0" + next)
+        #expect(skipped(try decoder.next(from: &buffer), bytes: 9 + 160 + 1))
+        #expect(try decoder.next(from: &buffer)?.body == Array("ok".utf8))
+        // A head that never ends is still an error, and so is an oversized CONNECTED frame.
         decoder = STOMPFrameDecoder(maxFrameBytes: 100)
         buffer = ByteBuffer(string: "MESSAGE\n" + String(repeating: "h:v\n", count: 30))
         #expect(throws: STOMPError.frameTooLarge(limit: 100)) { try decoder.next(from: &buffer) }
-        // Through the channel handler, too.
+        decoder = STOMPFrameDecoder(maxFrameBytes: 100)
+        buffer = ByteBuffer(string: "CONNECTED\ncontent-length:500\n\n")
+        #expect(throws: STOMPError.frameTooLarge(limit: 100)) { try decoder.next(from: &buffer) }
+        // A content-length body not ended by a NUL is malformed, skipped or not.
+        decoder = STOMPFrameDecoder(maxFrameBytes: 100)
+        buffer = ByteBuffer(string: "MESSAGE\ncontent-length:200\n\n" + String(repeating: "x", count: 201))
+        #expect(throws: STOMPError.self) { try decoder.next(from: &buffer) }
+        // Through the channel handler, too: the big frame, then the small one after it.
         let big = Self.message([UInt8](repeating: 7, count: 200)).encoded(escapeHeaders: false)
-        #expect(throws: STOMPError.frameTooLarge(limit: 100)) { try Self.decode([big], maxFrameBytes: 100) }
+        let frames = try Self.decode([big + Array(next.utf8)], maxFrameBytes: 100)
+        #expect(frames.map(\.command) == ["SKIPPED", "MESSAGE"] && frames.last?.body == Array("ok".utf8))
         // At the limit is fine.
         let exact = Self.message([UInt8](repeating: 7, count: 10)).encoded(escapeHeaders: false)
         #expect(try Self.decode([exact], maxFrameBytes: exact.count).count == 1)

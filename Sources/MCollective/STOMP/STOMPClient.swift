@@ -220,6 +220,11 @@ public final class STOMPClient: Sendable {
                 logger.debug("STOMP subscriptions confirmed")
             case "ERROR":
                 throw STOMPError.brokerError(Self.errorText(frame))
+            case "SKIPPED":
+                // The decoder dropped a frame over the size limit; the connection goes on.
+                logger.warning("STOMP frame over the size limit skipped", metadata: [
+                    "stomp.command": "\(frame[header: "command"] ?? "?")", "stomp.bytes": "\(frame[header: "bytes"] ?? "?")",
+                    "stomp.limit": "\(frame[header: "limit"] ?? "?")"])
             default:
                 logger.debug("STOMP frame ignored", metadata: ["stomp.command": "\(frame.command)"])
             }

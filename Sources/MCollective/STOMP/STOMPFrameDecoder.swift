@@ -9,8 +9,12 @@ import NIOCore
 /// * STOMP 1.1 header unescaping (`\\`, `\n`, `\r`, `\c`) is applied when `unescapeHeaders`
 ///   is set. The decoder sets it itself when it decodes a CONNECTED frame with `version:1.1`
 ///   (or later): the CONNECTED frame itself is never unescaped.
-/// * A frame longer than `maxFrameBytes` (head plus body) is an error, raised as soon as that
-///   is known, without buffering the frame.
+/// * A frame longer than `maxFrameBytes` (head plus body) is skipped, without buffering it: its
+///   bytes are discarded as they arrive (to `content-length`, or to its NUL), the decoder goes on
+///   with the next frame, and in its place yields a `SKIPPED` frame (`command`, `bytes`,
+///   `limit` headers) for the client to log. One oversized message must not cost the
+///   connection, and with it the broadcasts that arrive meanwhile. A CONNECTED frame over the
+///   limit is an error.
 public struct STOMPFrameDecoder: ByteToMessageDecoder {
     public typealias InboundOut = STOMPFrame
 
@@ -25,6 +29,9 @@ public struct STOMPFrameDecoder: ByteToMessageDecoder {
         /// The head is parsed and consumed; waiting for the body. `scanned` counts body bytes
         /// searched for the terminating NUL when there is no content-length.
         case body(command: String, headers: [(name: String, value: String)], length: Int?, headBytes: Int, scanned: Int)
+        /// Discarding an oversized frame: `remaining` bytes (its body and NUL), or up to and
+        /// including its NUL when nil. `discarded` counts the bytes dropped so far.
+        case skip(command: String, remaining: Int?, discarded: Int)
     }
 
     private var state = State.head(scanned: 0, lineStart: 0)
@@ -60,7 +67,11 @@ public struct STOMPFrameDecoder: ByteToMessageDecoder {
                     guard let value = Int(text.trimmingSpaces), value >= 0 else {
                         throw STOMPError.malformedFrame("bad content-length \(text.debugDescription)")
                     }
-                    guard value <= maxFrameBytes - headEnd else { throw STOMPError.frameTooLarge(limit: maxFrameBytes) }
+                    guard value <= maxFrameBytes - headEnd else {
+                        guard command != "CONNECTED" else { throw STOMPError.frameTooLarge(limit: maxFrameBytes) }
+                        state = .skip(command: command, remaining: value + 1, discarded: headEnd)
+                        continue
+                    }
                     length = value
                 }
                 state = .body(command: command, headers: headers, length: length, headBytes: headEnd, scanned: 0)
@@ -77,7 +88,11 @@ public struct STOMPFrameDecoder: ByteToMessageDecoder {
                     let found = buffer.readableBytesView.dropFirst(scanned).firstIndex(of: STOMPByte.nul)
                     guard let found else {
                         guard headBytes + buffer.readableBytes <= maxFrameBytes else {
-                            throw STOMPError.frameTooLarge(limit: maxFrameBytes)
+                            guard command != "CONNECTED" else { throw STOMPError.frameTooLarge(limit: maxFrameBytes) }
+                            let dropped = buffer.readableBytes
+                            buffer.moveReaderIndex(forwardBy: dropped)
+                            state = .skip(command: command, remaining: nil, discarded: headBytes + dropped)
+                            continue
                         }
                         state = .body(command: command, headers: headers, length: nil, headBytes: headBytes, scanned: buffer.readableBytes)
                         return nil
@@ -92,6 +107,29 @@ public struct STOMPFrameDecoder: ByteToMessageDecoder {
                     unescapeHeaders = true
                 }
                 return frame
+
+            case .skip(let command, let remaining, let discarded):
+                var done = false
+                var dropped: Int
+                if let remaining {
+                    dropped = min(remaining, buffer.readableBytes)
+                    done = dropped == remaining
+                    if done, remaining > 0, buffer.getInteger(at: buffer.readerIndex + remaining - 1, as: UInt8.self) != STOMPByte.nul {
+                        throw STOMPError.malformedFrame("\(command): no NUL after its content-length body bytes")
+                    }
+                    if !done { state = .skip(command: command, remaining: remaining - dropped, discarded: discarded + dropped) }
+                } else if let nul = buffer.readableBytesView.firstIndex(of: STOMPByte.nul) {
+                    dropped = nul - buffer.readableBytesView.startIndex + 1
+                    done = true
+                } else {
+                    dropped = buffer.readableBytes
+                    state = .skip(command: command, remaining: nil, discarded: discarded + dropped)
+                }
+                buffer.moveReaderIndex(forwardBy: dropped)
+                guard done else { return nil }
+                state = .head(scanned: 0, lineStart: 0)
+                return STOMPFrame(command: "SKIPPED", headers: [("command", command), ("bytes", "\(discarded + dropped)"),
+                                                               ("limit", "\(maxFrameBytes)")])
             }
         }
     }
