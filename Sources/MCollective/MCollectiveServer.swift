@@ -25,6 +25,12 @@ public final class MCollectiveServer: Sendable {
                                              passcode: configuration.hosts.first?.password ?? "")
         stomp.heartbeatInterval = configuration.heartbeatInterval
         stomp.maxFrameBytes = configuration.maxMessageBytes
+        stomp.credentials = configuration.hosts.map { (login: $0.user, passcode: $0.password) }
+        stomp.randomize = configuration.reconnect.randomize
+        stomp.initialBackoff = configuration.reconnect.initialDelay
+        stomp.maxBackoff = configuration.reconnect.maxDelay
+        stomp.backOffMultiplier = configuration.reconnect.exponential ? configuration.reconnect.multiplier : 1
+        stomp.connectTimeout = configuration.reconnect.connectTimeout
         client = STOMPClient(configuration: stomp, subscriptions: Self.subscriptions(configuration, agents: processor.agentNames),
                              logger: logger)
     }

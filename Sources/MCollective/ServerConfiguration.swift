@@ -19,6 +19,26 @@ public struct ServerConfiguration: Sendable, Equatable {
     public var classesFile: String?
     /// Largest STOMP frame accepted.
     public var maxMessageBytes: Int
+    /// How the connector moves between the pool's brokers, from the `plugin.activemq.*` keys
+    /// mcollectived reads (its defaults when absent).
+    public var reconnect = Reconnect()
+
+    public struct Reconnect: Sendable, Equatable {
+        /// `initial_reconnect_delay`, seconds.
+        public var initialDelay = 0.01
+        /// `max_reconnect_delay`, seconds.
+        public var maxDelay = 30.0
+        /// `use_exponential_back_off` and `back_off_multiplier`.
+        public var exponential = true
+        public var multiplier = 2
+        /// `randomize`: the pool is tried in a random order rather than as written.
+        public var randomize = false
+        /// `connect_timeout`, seconds.
+        public var connectTimeout = 30.0
+
+        public init() {}
+    }
+
     /// The file this was read from (rpcutil `daemon_stats` and `get_config_item configfile`).
     public var configFile = ""
     /// The file's top-level `key = value` settings as written (never the `plugin.*` ones, which
@@ -122,6 +142,27 @@ public struct ServerConfiguration: Sendable, Equatable {
         configuration.mainCollective = values["main_collective"] ?? collectives[0]
         configuration.classesFile = values["classesfile"]
         configuration.configFile = file
+        func number(_ key: String, _ fallback: Double) throws(ParseError) -> Double {
+            guard let text = values["plugin.activemq." + key] else { return fallback }
+            guard let value = Double(text), value >= 0, value.isFinite else {
+                throw fail("plugin.activemq." + key, "plugin.activemq.\(key) must be a non-negative number of seconds, not '\(text)'")
+            }
+            return value
+        }
+        func flag(_ key: String, _ fallback: Bool) throws(ParseError) -> Bool {
+            guard let text = values["plugin.activemq." + key]?.lowercased() else { return fallback }
+            switch text {
+            case "1", "true", "yes", "y": return true
+            case "0", "false", "no", "n": return false
+            default: throw fail("plugin.activemq." + key, "plugin.activemq.\(key) must be true or false, not '\(text)'")
+            }
+        }
+        configuration.reconnect.initialDelay = try number("initial_reconnect_delay", 0.01)
+        configuration.reconnect.maxDelay = max(try number("max_reconnect_delay", 30), configuration.reconnect.initialDelay)
+        configuration.reconnect.exponential = try flag("use_exponential_back_off", true)
+        configuration.reconnect.multiplier = max(try integer("plugin.activemq.back_off_multiplier") ?? 2, 1)
+        configuration.reconnect.randomize = try flag("randomize", false)
+        configuration.reconnect.connectTimeout = try number("connect_timeout", 30)
         configuration.settings = values.filter { !$0.key.hasPrefix("plugin.") }
         return configuration
     }

@@ -27,12 +27,51 @@ public final class ActiveMQ: @unchecked Sendable {
     /// (up to 60 s) until its STOMP port accepts connections. Throws with the end of the
     /// broker's log if it exits or does not open the port.
     public static func start(port: Int? = nil) throws -> ActiveMQ {
+        try start(port: port, network: nil)
+    }
+
+    /// Two brokers joined as a network of brokers, as production OpenShift ran them: each with
+    /// an OpenWire connector, the second bridged to the first (duplex) by two network
+    /// connectors, one for topics and one for queues, the queue one without conduit
+    /// subscriptions so that each node's selector on the directed queue is its own demand.
+    public static func startNetwork() throws -> (ActiveMQ, ActiveMQ) {
+        let first = try start(port: nil, network: Network(name: "amq1", openwire: Int(HTTPProbe.freePort()), peer: nil))
+        do {
+            let second = try start(port: nil, network: Network(name: "amq2", openwire: Int(HTTPProbe.freePort()), peer: first.openwirePort))
+            return (first, second)
+        } catch {
+            first.stop()
+            throw error
+        }
+    }
+
+    /// A broker's place in a network: its name, its OpenWire port and the peer it bridges to.
+    struct Network {
+        var name: String
+        var openwire: Int
+        var peer: Int?
+    }
+
+    /// The OpenWire port of a networked broker (0 for a lone one).
+    public private(set) var openwirePort = 0
+
+    /// Kills the broker at once (SIGKILL), as a crash would: connections end without DISCONNECT.
+    public func kill9() {
+        pid.withLock { pid in
+            guard let child = pid else { return }
+            pid = nil
+            kill(child, SIGKILL)
+            _ = ProcessRunner.wait(child)
+        }
+    }
+
+    static func start(port: Int?, network: Network?) throws -> ActiveMQ {
         guard let java = javaPath, access(jar, R_OK) == 0 else {
             throw TestFiles.Failure(description: "ActiveMQ is not installed (apt-get install --no-install-recommends activemq)")
         }
         let port = port ?? Int(HTTPProbe.freePort())
         let directory = TestFiles.temporaryDirectory("activemq")
-        try TestFiles.write(directory + "/conf/activemq.xml", configuration(port: port))
+        try TestFiles.write(directory + "/conf/activemq.xml", configuration(port: port, network: network))
         try TestFiles.write(directory + "/conf/log4j.properties", log4jProperties)
         try TestFiles.makeDirectories(directory + "/data")
         try TestFiles.makeDirectories(directory + "/tmp")
@@ -54,6 +93,7 @@ public final class ActiveMQ: @unchecked Sendable {
             "-jar", jar, "start", "xbean:file:\(directory)/conf/activemq.xml",
         ]
         let broker = ActiveMQ(port: port, directory: directory)
+        broker.openwirePort = network?.openwire ?? 0
         let child = try ProcessRunner.spawn(argv, stdout: broker.logPath, stderr: directory + "/activemq.err")
         broker.pid.withLock { $0 = child }
 
@@ -133,20 +173,40 @@ public final class ActiveMQ: @unchecked Sendable {
         } == 0
     }
 
-    private static func configuration(port: Int) -> String {
-        """
+    private static func configuration(port: Int, network: Network?) -> String {
+        let name = network?.name ?? "nodetest"
+        let openwire = network.map { "\n      <transportConnector name=\"openwire\" uri=\"tcp://127.0.0.1:\($0.openwire)\"/>" } ?? ""
+        var bridges = ""
+        if let peer = network?.peer {
+            bridges = """
+                <networkConnectors>
+                  <networkConnector name="\(name)-topics" uri="static:(tcp://127.0.0.1:\(peer))" userName="amq" password="amq-bridge"
+                                    duplex="true" decreaseNetworkConsumerPriority="true" networkTTL="2" dynamicOnly="true">
+                    <excludedDestinations><queue physicalName="&gt;"/></excludedDestinations>
+                  </networkConnector>
+                  <networkConnector name="\(name)-queues" uri="static:(tcp://127.0.0.1:\(peer))" userName="amq" password="amq-bridge"
+                                    duplex="true" decreaseNetworkConsumerPriority="true" networkTTL="2" dynamicOnly="true"
+                                    conduitSubscriptions="false">
+                    <excludedDestinations><topic physicalName="&gt;"/></excludedDestinations>
+                  </networkConnector>
+                </networkConnectors>
+            """
+        }
+        return """
         <beans
           xmlns="http://www.springframework.org/schema/beans"
           xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
           xsi:schemaLocation="http://www.springframework.org/schema/beans http://www.springframework.org/schema/beans/spring-beans-2.0.xsd
           http://activemq.apache.org/schema/core http://activemq.apache.org/schema/core/activemq-core.xsd">
           <broker xmlns="http://activemq.apache.org/schema/core"
-                  brokerName="nodetest" useJmx="false" persistent="false"
+                  brokerName="\(name)" useJmx="false" persistent="false"
                   dataDirectory="${activemq.data}">
+        \(bridges)
             <plugins>
               <simpleAuthenticationPlugin>
                 <users>
                   <authenticationUser username="mcollective" password="marionette" groups="mcollective,everyone"/>
+                  <authenticationUser username="amq" password="amq-bridge" groups="admins,everyone"/>
                 </users>
               </simpleAuthenticationPlugin>
               <authorizationPlugin>
@@ -156,6 +216,8 @@ public final class ActiveMQ: @unchecked Sendable {
                       <authorizationEntry queue="mcollective.>" write="mcollective" read="mcollective" admin="mcollective"/>
                       <authorizationEntry topic="mcollective.>" write="mcollective" read="mcollective" admin="mcollective"/>
                       <authorizationEntry topic="ActiveMQ.Advisory.>" read="everyone" write="everyone" admin="everyone"/>
+                      <authorizationEntry queue=">" write="admins" read="admins" admin="admins"/>
+                      <authorizationEntry topic=">" write="admins" read="admins" admin="admins"/>
                     </authorizationEntries>
                   </authorizationMap>
                 </map>
@@ -169,7 +231,7 @@ public final class ActiveMQ: @unchecked Sendable {
               </systemUsage>
             </systemUsage>
             <transportConnectors>
-              <transportConnector name="stomp" uri="stomp://127.0.0.1:\(port)"/>
+              <transportConnector name="stomp" uri="stomp://127.0.0.1:\(port)"/>\(openwire)
             </transportConnectors>
           </broker>
         </beans>

@@ -51,8 +51,8 @@ struct AgentOverMCollectiveTests {
         }
     }
 
-    func startNode(_ identity: String, root: String, basePath: String, port: Int) throws -> Daemon {
-        try TestFiles.write(root + "/etc/mcollective/server.cfg", MCollectiveConfig.text(identity: identity, port: port, psk: Self.psk))
+    func startNode(_ identity: String, root: String, basePath: String, port: Int, serverConfig: String? = nil) throws -> Daemon {
+        try TestFiles.write(root + "/etc/mcollective/server.cfg", serverConfig ?? MCollectiveConfig.text(identity: identity, port: port, psk: Self.psk))
         // A window of its own (gear IPs come from uids); GEAR_MAX_UID must not be below GEAR_MIN_UID.
         let low = Int.random(in: 2000...60000)
         try TestFiles.write(root + "/node.conf", """
@@ -214,5 +214,61 @@ struct AgentOverMCollectiveTests {
         let completion = try client.mco(["completion", "--list-actions", "--agent", "openshift"])
         #expect(completion.status == 0 && completion.stdout.contains("cartridge_do"), "\(completion.stdout)\(completion.stderr)")
         #expect(node.stop() == 0)
+    }
+
+    @Test("broker failover: two ActiveMQ brokers joined as a network; mco ping through either reaches every node, once; SIGKILL of a node's broker moves it to the other",
+          .enabled(if: Prerequisites.inCI || (ActiveMQ.isInstalled && access("/usr/bin/mco", X_OK) == 0)),
+          .timeLimit(.minutes(4)))
+    func brokerFailover() async throws {
+        try #require(ActiveMQ.isInstalled, "activemq is not installed (.ci/setup installs it)")
+        try #require(access("/usr/bin/mco", X_OK) == 0, "mco is not installed (.ci/setup installs mcollective-client)")
+        let scratch = ScratchNode("mco-failover")
+        defer { scratch.destroy() }
+        let (first, second) = try ActiveMQ.startNetwork()
+        defer {
+            first.stop()
+            second.stop()
+        }
+        try TestFiles.makeDirectories(scratch.root + "/base")
+        try CartridgeBuilder(name: "one").write(into: scratch.root + "/base")
+        let delays = ["plugin.activemq.initial_reconnect_delay = 0.1", "plugin.activemq.max_reconnect_delay = 2",
+                      "plugin.activemq.back_off_multiplier = 2", "plugin.activemq.use_exponential_back_off = true"]
+        // node1 prefers the first broker, node2 the second.
+        let node1 = try startNode("fail1.test", root: scratch.root + "/n1", basePath: scratch.root + "/base", port: first.port,
+                                  serverConfig: MCollectiveConfig.text(identity: "fail1.test", pool: [first.port, second.port], psk: Self.psk, extra: delays))
+        let node2 = try startNode("fail2.test", root: scratch.root + "/n2", basePath: scratch.root + "/base", port: second.port,
+                                  serverConfig: MCollectiveConfig.text(identity: "fail2.test", pool: [second.port, first.port], psk: Self.psk, extra: delays))
+        let viaFirst = try Client(directory: scratch.root + "/client1", port: first.port)
+        let viaSecond = try Client(directory: scratch.root + "/client2", port: second.port)
+
+        /// The identities that answered one `mco ping`, with repeats.
+        func ping(_ client: Client) throws -> [String] {
+            try client.mco(["ping", "-t", "2"]).stdout.split(separator: "\n")
+                .compactMap { $0.split(separator: " ").first.map(String.init) }.filter { $0.hasSuffix(".test") }
+        }
+        var seen: [String] = []
+        #expect(try await eventually(within: 90) {
+            seen = try ping(viaFirst) + ["|"] + ping(viaSecond)
+            return seen.sorted() == ["fail1.test", "fail1.test", "fail2.test", "fail2.test", "|"]
+        }, "both nodes through both brokers, each once: \(seen)\n\(node1.logText)")
+        let echo = try viaSecond.rpc(["openshift", "echo", "msg=once", "--dt", "2", "-t", "10"])
+        #expect(echo.replies.compactMap { $0["sender"] as? String }.sorted() == ["fail1.test", "fail2.test"], "\(echo.stderr)")
+
+        // node1's broker dies: node1 moves to the second broker and answers through it.
+        let killed = ContinuousClock.now
+        first.kill9()
+        #expect(try await eventually(within: 60) {
+            seen = try ping(viaSecond)
+            return seen.sorted() == ["fail1.test", "fail2.test"]
+        }, "after the first broker died: \(seen)\n\(node1.logText)")
+        print("node-failover: node1 answered through the second broker \(ContinuousClock.now - killed) after SIGKILL of the first")
+        // It waited the configured initial_reconnect_delay, not the built-in one.
+        let lost = node1.logText.split(separator: "\n").first { $0.contains("STOMP connection lost") }.map(String.init) ?? ""
+        #expect(lost.contains("stomp.retry_in=0.1"), "\(lost)")
+        #expect(node1.logText.contains("stomp.broker=127.0.0.1:\(second.port)"), "node1 reconnected to the second broker")
+        let after = try viaSecond.rpc(["openshift", "echo", "msg=again", "--dt", "2", "-t", "10"])
+        #expect(after.replies.compactMap { $0["sender"] as? String }.sorted() == ["fail1.test", "fail2.test"], "each answers once: \(after.stderr)")
+        #expect(node1.stop() == 0)
+        #expect(node2.stop() == 0)
     }
 }

@@ -233,6 +233,43 @@ struct ServerConfigurationTests {
             try ServerConfiguration.parse("securityprovider = ssl\n", file: "s.cfg", defaultIdentity: "h")
         }
     }
+
+    @Test("the pool's reconnect keys as mcollectived reads them, its defaults when absent; a bad value names file and line")
+    func reconnectKeys() throws {
+        let pool = """
+            plugin.psk = secret
+            plugin.activemq.pool.size = 2
+            plugin.activemq.pool.1.host = a.example.com
+            plugin.activemq.pool.1.user = one
+            plugin.activemq.pool.1.password = first
+            plugin.activemq.pool.2.host = b.example.com
+            plugin.activemq.pool.2.port = 61614
+            plugin.activemq.pool.2.user = two
+            plugin.activemq.pool.2.password = second
+
+            """
+        let defaults = try ServerConfiguration.parse(pool, file: "server.cfg", defaultIdentity: "h")
+        #expect(defaults.reconnect == ServerConfiguration.Reconnect())
+        #expect(defaults.reconnect.initialDelay == 0.01 && defaults.reconnect.maxDelay == 30 && defaults.reconnect.multiplier == 2)
+        #expect(defaults.hosts.map(\.user) == ["one", "two"] && defaults.hosts.map(\.port) == [61613, 61614], "each broker its own account")
+        let tuned = try ServerConfiguration.parse(pool + """
+            plugin.activemq.initial_reconnect_delay = 0.5
+            plugin.activemq.max_reconnect_delay = 8
+            plugin.activemq.back_off_multiplier = 3
+            plugin.activemq.use_exponential_back_off = false
+            plugin.activemq.randomize = true
+            plugin.activemq.connect_timeout = 5
+            """, file: "server.cfg", defaultIdentity: "h")
+        #expect(tuned.reconnect.initialDelay == 0.5 && tuned.reconnect.maxDelay == 8 && tuned.reconnect.multiplier == 3)
+        #expect(!tuned.reconnect.exponential && tuned.reconnect.randomize && tuned.reconnect.connectTimeout == 5)
+        #expect(throws: ServerConfiguration.ParseError(file: "server.cfg", line: 11,
+                                                       reason: "plugin.activemq.max_reconnect_delay must be a non-negative number of seconds, not 'soon'")) {
+            try ServerConfiguration.parse(pool + "\nplugin.activemq.max_reconnect_delay = soon\n", file: "server.cfg", defaultIdentity: "h")
+        }
+        #expect(throws: ServerConfiguration.ParseError.self) {
+            try ServerConfiguration.parse(pool + "plugin.activemq.randomize = maybe\n", file: "server.cfg", defaultIdentity: "h")
+        }
+    }
 }
 
 @Suite("small pieces of the pipeline")

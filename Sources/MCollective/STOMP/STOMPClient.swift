@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import NIOCore
 import NIOPosix
@@ -24,12 +25,19 @@ public struct STOMPClientConfiguration: Sendable {
     public var hosts: [(host: String, port: Int)]
     public var login: String
     public var passcode: String
+    /// Per broker (same order as `hosts`) when the pool's brokers have credentials of their own.
+    public var credentials: [(login: String, passcode: String)]? = nil
+    /// Try the brokers in a random order, drawn again for every round through them.
+    public var randomize = false
+    /// The back-off grows by this factor after every failed attempt (1: constant).
+    public var backOffMultiplier = 2
     /// The CONNECT `host` header.
     public var virtualHost: String = "mcollective"
     /// Seconds. nil (or 0): STOMP 1.0 without heart-beats, like the Ruby server by default.
     /// Otherwise `accept-version:1.1,1.0` and `heart-beat:<i*1000+500>,<i*1000-500>`.
     public var heartbeatInterval: Int? = nil
-    /// Seconds to wait before reconnecting; doubled after every failed attempt up to `maxBackoff`.
+    /// Seconds to wait before reconnecting; multiplied by `backOffMultiplier` after every failed
+    /// attempt, up to `maxBackoff`.
     public var initialBackoff: Double = 0.01
     public var maxBackoff: Double = 30
     /// Largest frame accepted from the broker (head and body).
@@ -69,6 +77,21 @@ public final class STOMPClient: Sendable {
     }
 
     private let state = Mutex(State())
+    /// The index in `configuration.hosts` of the broker being connected to (or last connected).
+    private let connecting = Mutex(0)
+
+    /// The broker this client is connected to (or trying), as `host:port`.
+    public var currentBroker: String {
+        let index = connecting.withLock { $0 }
+        return "\(configuration.hosts[index].host):\(configuration.hosts[index].port)"
+    }
+
+    /// The credentials for the broker being connected to.
+    private var credentials: (login: String, passcode: String) {
+        let index = connecting.withLock { $0 }
+        if let all = configuration.credentials, index < all.count { return all[index] }
+        return (configuration.login, configuration.passcode)
+    }
 
     public init(configuration: STOMPClientConfiguration, subscriptions: [STOMPSubscription],
                 eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger) {
@@ -92,8 +115,12 @@ public final class STOMPClient: Sendable {
     public func run(onMessage: @escaping @Sendable (STOMPFrame) async -> Void) async {
         var failures = 0
         var hostIndex = 0
+        var order = Array(configuration.hosts.indices)
         while !Task.isCancelled {
-            let (host, port) = configuration.hosts[hostIndex % configuration.hosts.count]
+            if hostIndex % order.count == 0 && configuration.randomize { order.shuffle() }
+            let chosen = order[hostIndex % order.count]
+            let (host, port) = configuration.hosts[chosen]
+            connecting.withLock { $0 = chosen }
             var logger = self.logger
             logger[metadataKey: "stomp.broker"] = "\(host):\(port)"
             var failure: (any Error)?
@@ -109,7 +136,8 @@ public final class STOMPClient: Sendable {
             if Task.isCancelled { return }
 
             failures = wasSubscribed ? 0 : failures + 1
-            let delay = min(configuration.initialBackoff * Double(1 << min(max(failures - 1, 0), 30)), configuration.maxBackoff)
+            let growth = pow(Double(max(configuration.backOffMultiplier, 1)), Double(min(max(failures - 1, 0), 60)))
+            let delay = min(configuration.initialBackoff * growth, configuration.maxBackoff)
             let reason = failure.map { "\($0)" } ?? "\(STOMPError.connectionClosed)"
             let metadata: Logger.Metadata = ["stomp.retry_in": "\(delay)", "stomp.attempt": "\(failures)"]
             // A connection that worked and dropped is a warning (it is being re-established);
@@ -241,8 +269,8 @@ public final class STOMPClient: Sendable {
         var headers: [(name: String, value: String)] = [
             ("accept-version", heartbeatInterval == nil ? "1.0" : "1.1,1.0"),
             ("host", configuration.virtualHost),
-            ("login", configuration.login),
-            ("passcode", configuration.passcode),
+            ("login", credentials.login),
+            ("passcode", credentials.passcode),
         ]
         if let interval = heartbeatInterval {
             headers.append(("heart-beat", "\(interval * 1000 + 500),\(interval * 1000 - 500)"))
