@@ -260,7 +260,12 @@ struct AgentBench: ParsableCommand {
 
     /// mcollectived with the test bed's `openshift` agent (one action, echo) and its DDL.
     func startRuby(directory: String, port: Int) throws -> Child {
-        try TestFiles.write(directory + "/lib/mcollective/agent/openshift.rb", """
+        try Self.startRuby(directory: directory, port: port, identity: "rubynode.bench")
+    }
+
+    /// The test bed's `openshift` agent for mcollectived (one action, echo) and its DDL, in `lib`.
+    static func writeEchoAgent(into lib: String) throws {
+        try TestFiles.write(lib + "/mcollective/agent/openshift.rb", """
             module MCollective
               module Agent
                 # Minimal stand-in for the OpenShift node agent: one "echo" action.
@@ -275,7 +280,7 @@ struct AgentBench: ParsableCommand {
             end
 
             """)
-        try TestFiles.write(directory + "/lib/mcollective/agent/openshift.ddl", """
+        try TestFiles.write(lib + "/mcollective/agent/openshift.ddl", """
             metadata :name        => "openshift",
                      :description => "Test stand-in for the OpenShift node agent",
                      :author      => "testbed",
@@ -305,13 +310,17 @@ struct AgentBench: ParsableCommand {
             end
 
             """)
+    }
+
+    static func startRuby(directory: String, port: Int, identity: String, extra: [String] = []) throws -> Child {
+        try writeEchoAgent(into: directory + "/lib")
         try TestFiles.write(directory + "/facts.yaml", "---\ntestbed: \"true\"\n")
         try TestFiles.write(directory + "/classes.txt", "")
-        try TestFiles.write(directory + "/server.cfg", MCollectiveConfig.text(identity: "rubynode.bench", port: port, psk: Self.psk, extra: [
+        try TestFiles.write(directory + "/server.cfg", MCollectiveConfig.text(identity: identity, port: port, psk: Self.psk, extra: [
             "libdir = \(directory)/lib", "logfile = \(directory)/mcollectived.log", "loglevel = warn", "daemonize = 0",
             "registerinterval = 0", "factsource = yaml", "plugin.yaml = \(directory)/facts.yaml",
             "classesfile = \(directory)/classes.txt",
-        ]))
+        ] + extra))
         return try Child(name: "mcollectived", argv: ["/usr/sbin/mcollectived", "--config", directory + "/server.cfg"],
                          log: directory + "/mcollectived.out", extraLog: directory + "/mcollectived.log")
     }

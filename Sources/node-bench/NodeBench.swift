@@ -12,7 +12,7 @@ struct NodeBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "node-bench",
         abstract: "Measure the node's speed and memory.",
-        subcommands: [RepositoryBench.self, GearsBench.self, FrontendBench.self, AgentBench.self, SnapshotBench.self, SSHBench.self, DeployBench.self, ReadyBench.self, Phase.self])
+        subcommands: [RepositoryBench.self, GearsBench.self, FrontendBench.self, AgentBench.self, SnapshotBench.self, SSHBench.self, DeployBench.self, ReadyBench.self, FleetBench.self, Phase.self])
 }
 
 /// `node-bench repository --cartridges N`: the repository's rescans, load and listing.
