@@ -2,9 +2,10 @@ import Foundation
 import NodeConfig
 
 /// The frontend model: each gear's routes as one JSON document (`<state dir>/<uuid>.json`,
-/// written temp-then-rename; a corrupt one is an error for its own gear, never read as empty),
-/// applied to the configured plugins in order. If a plugin fails, the plugins before it are given
-/// the previous state back and the document is restored, so a call changes all or nothing.
+/// written temp-then-rename after the plugins have applied the change; a corrupt one is an
+/// error for its own gear, never read as empty), applied to the configured plugins in order. If
+/// a plugin fails, the plugins before it are given the previous state back and the document is
+/// not written, so a call changes all or nothing.
 ///
 /// Who owns a public name (a gear's host name or an alias) is decided by one atomic create: the
 /// claim `<state dir>/names/<name>`, a symbolic link whose target is the owner's uuid. Two gears
@@ -373,11 +374,14 @@ public final class FrontendManager: Sendable {
             guard var next = previous ?? initial else { throw .notFound("frontend of gear \(uuid)") }
             change(&next)
             if next == previous { return }
-            try write(next)
+            // Plugins first, then the document: killed in between, the document is behind what
+            // is served, never ahead of it, and a re-run of the same call (which compares with
+            // the document) applies the change again instead of finding nothing to do.
+            try applyChain(next, previous: previous, uuid: uuid)
             do throws(FrontendError) {
-                try applyChain(next, previous: previous, uuid: uuid)
+                try write(next)
             } catch {
-                if let previous { try? write(previous) } else { unlink(documentPath(uuid)) }
+                try? applyChain(previous, previous: next, uuid: uuid)
                 throw error
             }
         }
