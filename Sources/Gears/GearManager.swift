@@ -13,7 +13,10 @@ import Glibc
 ///
 /// - Every operation on a gear validates its input first, then holds that gear's lock file
 ///   (`<GEAR_BASE_DIR>/.locks/gear.<uuid>`), so requests for one gear are serialised across
-///   processes; uid allocation also holds the node's create lock. Destroy removes the lock file.
+///   processes. The lock file lives only as long as the gear's record: a destroy, a rolled-back
+///   create or a request for a gear that does not exist leaves none.
+/// - A uid is claimed (its marker beside the record, `GearRecords`) under the node's create lock,
+///   held from choosing the uid to recording it, so creates running at once never share a uid.
 /// - What the node trusts about a gear is its `GearRecord`, outside the gear's reach; the
 ///   record is written before each multi-step operation and after it, so any operation killed
 ///   at any instruction is finished or removed by the next one (see `GearRecord`).
@@ -62,6 +65,9 @@ public final class GearManager: Sendable, CartridgeUsage {
                 if existing.state == .created { throw .gearExists(request.uuid) }
                 // A create or destroy killed half way: remove what it left, then create anew.
                 try removeEverything(of: existing)
+            } else {
+                // A create killed between claiming its uid and writing the record left the claim.
+                try records.remove(request.uuid)
             }
             let record = try withLock("create") { () throws(GearsError) -> GearRecord in
                 if access(gearBaseDir + "/" + request.uuid, F_OK) == 0 {
@@ -117,8 +123,9 @@ public final class GearManager: Sendable, CartridgeUsage {
         return uid
     }
 
-    /// A gear name is a Unix login; checked before anything (a lock file included) is created.
-    static func validate(uuid: String) throws(GearsError) {
+    /// A gear name is a Unix login (`GearIdentity.validate(uuid:)`): the one check of a gear uuid,
+    /// made before anything (a lock file included) is created, by every entry point.
+    public static func validate(uuid: String) throws(GearsError) {
         try containing { () throws(ContainmentError) in try GearIdentity.validate(uuid: uuid) }
     }
 
@@ -229,7 +236,7 @@ public final class GearManager: Sendable, CartridgeUsage {
     public func destroy(_ uuid: String, skipHooks: Bool = false) throws(GearsError) -> String {
         try Self.validate(uuid: uuid)
         try prepareBaseDirectory()
-        return try withGearLock(uuid, removeAfter: true) { () throws(GearsError) -> String in
+        return try withGearLock(uuid) { () throws(GearsError) -> String in
             guard var record = try records.read(uuid) else {
                 try records.remove(uuid)   // what a create killed while journaling left
                 return ""
@@ -264,15 +271,19 @@ public final class GearManager: Sendable, CartridgeUsage {
 
     // MARK: Locks
 
-    /// Runs `body` holding the gear's lock; with `removeAfter`, the lock file is removed before
-    /// it is released (the gear is gone), and later lockers start on a new file.
-    func withGearLock<T>(_ uuid: String, removeAfter: Bool = false, _ body: () throws(GearsError) -> T) throws(GearsError) -> T {
+    /// Runs `body` holding the gear's lock (the uuid checked first: no path is made of anything
+    /// else). When `body` ends and the gear has no record (destroyed, a create rolled back, or
+    /// never there), the lock file is removed before it is released, and later lockers start on
+    /// a new file (`LockFile`): no lock file outlives its gear.
+    func withGearLock<T>(_ uuid: String, _ body: () throws(GearsError) -> T) throws(GearsError) -> T {
+        try Self.validate(uuid: uuid)
         let lock: LockFile
         do { lock = try LockFile.acquire(locksDir + "/gear." + uuid) } catch { throw GearsError(error) }
-        defer { lock.release() }
-        let result = try body()
-        if removeAfter { lock.remove() }
-        return result
+        defer {
+            if !records.exists(uuid) { lock.remove() }
+            lock.release()
+        }
+        return try body()
     }
 
     func withLock<T>(_ name: String, _ body: () throws(GearsError) -> T) throws(GearsError) -> T {

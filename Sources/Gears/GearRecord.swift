@@ -102,6 +102,9 @@ struct GearRecords: Sendable {
         chmod(directory, 0o700)
     }
 
+    /// Whether `uuid` has a record (in any state: a half-created or half-destroyed gear has one).
+    func exists(_ uuid: String) -> Bool { access(path(uuid), F_OK) == 0 }
+
     /// The record of `uuid`; nil when there is none. A record that cannot be read is an error.
     func read(_ uuid: String) throws(GearsError) -> GearRecord? {
         let bytes: [UInt8]

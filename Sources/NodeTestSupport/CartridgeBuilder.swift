@@ -132,4 +132,22 @@ public enum TestFiles {
     public static func list(_ path: String, includeHidden: Bool = false) -> [String] {
         (FileSystem.entries(path) ?? []).filter { includeHidden || !$0.hasPrefix(".") }
     }
+
+    /// Every entry under `path`, hidden ones included, as sorted relative paths (directories end
+    /// in `/`), without following links: what a test compares to show an operation left a tree
+    /// as it found it. Empty when `path` does not exist.
+    public static func tree(_ path: String) -> [String] {
+        var result: [String] = []
+        func walk(_ relative: String) {
+            for name in FileSystem.entries(relative.isEmpty ? path : path + "/" + relative) ?? [] {
+                let child = relative.isEmpty ? name : relative + "/" + name
+                var st = stat()
+                let isDirectory = lstat(path + "/" + child, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+                result.append(isDirectory ? child + "/" : child)
+                if isDirectory { walk(child) }
+            }
+        }
+        walk("")
+        return result.sorted()
+    }
 }

@@ -21,6 +21,7 @@ struct DevelNode: ParsableCommand {
         subcommands: [AppCreate.self, AppDestroy.self, Configure.self, PostConfigure.self, Deconfigure.self,
                       DeployCommand.self, ActivateCommand.self, DeploymentsCommand.self,
                       StartCommand.self, StopCommand.self, RestartCommand.self, StatusCommand.self, TidyCommand.self,
+                      ForceStop.self,
                       FrontendConnect.self, FrontendDisconnect.self, FrontendConnections.self, AddAlias.self, RemoveAlias.self,
                       FrontendIdle.self, FrontendUnidle.self, FrontendCheckIdle.self, SSLCertAdd.self, SSLCertRemove.self,
                       FrontendBackup.self, FrontendRestore.self, AuthorizedSSHKeyAdd.self, AuthorizedSSHKeyRemove.self,
@@ -32,6 +33,14 @@ struct GearOptions: ParsableArguments {
     var uuid: String
 
     @OptionGroup var node: NodeOptions
+
+    /// The uuid is checked before the command runs: nothing of the node (its directories, a lock,
+    /// a record) is touched for a name that can never be a gear's.
+    func validate() throws {
+        try runReportingFailures {
+            do { try GearManager.validate(uuid: uuid) } catch { throw CommandFailure(error) }
+        }
+    }
 }
 
 /// Prints the action's output; failures exit with the kind's code (hook failures: 157, as the
@@ -183,6 +192,19 @@ struct TidyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "tidy", abstract: "Tidy a gear's cartridges.")
     @OptionGroup var control: ControlArguments
     func run() throws { try control.run(.tidy) }
+}
+
+struct ForceStop: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "force-stop",
+        abstract: "Kill every process of a gear at once (and set the stop lock).")
+    @OptionGroup var gear: GearOptions
+
+    func run() throws {
+        try perform(gear) { manager in
+            try manager.forceStop(gear.uuid)
+            return ""
+        }
+    }
 }
 
 struct ControlArguments: ParsableArguments {

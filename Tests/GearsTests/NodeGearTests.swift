@@ -183,5 +183,8 @@ struct NodeGearTests {
             #expect(!TestFiles.exists(node.scratch.gearBaseDir + "/" + uuid))
         }
         #expect(manager.allGears().isEmpty)
+        // No record, uid claim or lock file is left: every uid is free again.
+        #expect(TestFiles.list(node.scratch.gearBaseDir + "/.gears", includeHidden: true) == [])
+        #expect(TestFiles.list(node.scratch.gearBaseDir + "/.locks", includeHidden: true) == ["create"])
     }
 }

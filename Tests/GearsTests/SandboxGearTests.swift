@@ -157,6 +157,26 @@ struct SandboxGearTests {
         #expect(node.manager.allGears().isEmpty)
     }
 
+    @Test("a create killed after claiming its uid: allocation skips the claim, a create or destroy of that uuid drops it")
+    func killedCreateClaim() throws {
+        let node = try GearNode("sandbox")
+        defer { node.destroy() }
+        let low = UInt32(node.configuration.integer("GEAR_MIN_UID"))
+        let records = node.scratch.gearBaseDir + "/.gears"
+        // What two creates killed between claiming a uid and writing the record leave.
+        try TestFiles.write(records + "/ghost.uid-\(low)", "")
+        try TestFiles.write(records + "/again.uid-\(low + 1)", "")
+        #expect(try node.manager.create(GearCreateRequest(uuid: "other")).identity.uid == low + 2)
+        #expect(try node.manager.create(GearCreateRequest(uuid: "again")).identity.uid == low + 1)
+        #expect(TestFiles.list(records).filter { $0.hasPrefix("again.") } == ["again.json", "again.uid-\(low + 1)"])
+        _ = try node.manager.destroy("ghost")
+        #expect(TestFiles.list(records).filter { $0.hasPrefix("ghost.") } == [])
+        #expect(try node.manager.create(GearCreateRequest(uuid: "new")).identity.uid == low)
+        for uuid in ["other", "again", "new"] { _ = try node.manager.destroy(uuid) }
+        #expect(TestFiles.list(records, includeHidden: true) == [])
+        #expect(TestFiles.list(node.scratch.gearBaseDir + "/.locks", includeHidden: true) == ["create"])
+    }
+
     @Test("a configure that fails halfway leaves no cartridge, variables or primary")
     func configureRollback() throws {
         let node = try GearNode("sandbox")
