@@ -118,7 +118,7 @@ struct PythonCartridgeTests {
     }
 
     @Test("restarts onto new deployments under load: every request answered, by the old or the new code",
-          .timeLimit(.minutes(2)))
+          .timeLimit(.minutes(4)))
     func restartUnderLoad() async throws {
         let gear = try Gear()
         defer { gear.destroy() }
@@ -221,7 +221,7 @@ struct PythonCartridgeTests {
     }
 
     @Test("build installs requirements.txt into a virtualenv of the deployment, which the restarted server uses",
-          .timeLimit(.minutes(2)))
+          .timeLimit(.minutes(4)))
     func buildAndServeFromVirtualenv() async throws {
         let gear = try Gear()
         defer { gear.destroy() }
