@@ -79,33 +79,29 @@ struct FrontendBench: ParsableCommand {
             print("ab (apache2-utils) is not installed: no comparison with plain ProxyPass")
             return
         }
+        /// A private Apache `name` on `listen` with the event MPM, `modules` and `body`.
+        func apache(_ name: String, listen: String, modules: [String], body: String) throws {
+            let loads = (["mpm_event", "authz_core"] + modules).map { "LoadModule \($0)_module /usr/lib/apache2/modules/mod_\($0).so" }
+            try TestFiles.write(dir + "/\(name).conf", """
+                ServerRoot "\(dir)"
+                PidFile "\(dir)/\(name).pid"
+                ServerName localhost
+                Listen \(listen)
+                \(loads.joined(separator: "\n"))
+                \(geteuid() == 0 ? "User www-data\nGroup www-data" : "")
+                ErrorLog "\(dir)/\(name)-error.log"
+                \(body)
+                """)
+        }
         let staticPort = HTTPProbe.freePort()
-        try TestFiles.write(dir + "/static.conf", """
-            ServerRoot "\(dir)"
-            PidFile "\(dir)/static.pid"
-            ServerName localhost
-            Listen 127.0.0.3:\(staticPort)
-            LoadModule mpm_event_module /usr/lib/apache2/modules/mod_mpm_event.so
-            LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so
-            \(geteuid() == 0 ? "User www-data\nGroup www-data" : "")
-            ErrorLog "\(dir)/static-error.log"
+        try apache("static", listen: "127.0.0.3:\(staticPort)", modules: [], body: """
             DocumentRoot "\(dir)/www"
             <Directory "\(dir)/www">
             Require all granted
             </Directory>
             """)
         let plainPort = HTTPProbe.freePort()
-        try TestFiles.write(dir + "/plain.conf", """
-            ServerRoot "\(dir)"
-            PidFile "\(dir)/plain.pid"
-            ServerName localhost
-            Listen 127.0.0.1:\(plainPort)
-            LoadModule mpm_event_module /usr/lib/apache2/modules/mod_mpm_event.so
-            LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so
-            LoadModule proxy_module /usr/lib/apache2/modules/mod_proxy.so
-            LoadModule proxy_http_module /usr/lib/apache2/modules/mod_proxy_http.so
-            \(geteuid() == 0 ? "User www-data\nGroup www-data" : "")
-            ErrorLog "\(dir)/plain-error.log"
+        try apache("plain", listen: "127.0.0.1:\(plainPort)", modules: ["proxy", "proxy_http"], body: """
             ProxyPreserveHost On
             ProxyPass "/static/" "http://127.0.0.3:\(staticPort)/"
             ProxyPass "/python/" "http://127.0.0.2:\(backendPort)/"
