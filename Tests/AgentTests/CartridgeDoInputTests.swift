@@ -10,7 +10,7 @@ struct CartridgeDoInputTests {
     static let actions = ["start", "stop", "restart", "status", "tidy", "force-stop", "configure", "deconfigure",
                           "frontend-idle", "frontend-unidle"]
 
-    @Test("every gear action refuses a hostile uuid, naming it, and touches nothing", .timeLimit(.minutes(2)))
+    @Test("every gear action refuses a hostile uuid, naming it, and touches nothing", .timeLimit(.minutes(5)))
     func hostileUUIDs() async throws {
         let node = try AgentNode()
         defer { node.destroy() }
@@ -29,7 +29,7 @@ struct CartridgeDoInputTests {
         }
     }
 
-    @Test("a destroyed gear leaves no lock file, and actions asking for it afterwards make none", .timeLimit(.minutes(2)))
+    @Test("a destroyed gear leaves no lock file, and actions asking for it afterwards make none", .timeLimit(.minutes(5)))
     func destroyedGearLeavesNoLock() async throws {
         let node = try AgentNode()
         defer { node.destroy() }
