@@ -57,30 +57,29 @@ public struct ApacheFrontend: FrontendPlugin {
         try withLock { () throws(FrontendError) in
             let hosts = Set([frontend?.fqdn, previous?.fqdn].compactMap { $0 })
             let files = ApacheConfiguration.fileDirectory(mapDirectory: directory)
-            for connection in frontend?.connections ?? [] where connection.options.file && !connection.options.gone
-                && !connection.options.forbidden && !connection.options.noproxy && !connection.options.health && !connection.options.redirect {
+            for connection in frontend?.connections ?? [] where connection.destination.hasPrefix("FILE:") {
                 guard connection.target.hasPrefix(files + "/") else {
                     throw .invalidConnection(field: "target", value: connection.target, reason: "a file route serves a file under \(files)")
                 }
             }
-            let routes = frontend.map { Self.lines(of: $0)["routes"]! } ?? []
-            if frontend?.connections != previous?.connections || frontend?.fqdn != previous?.fqdn || frontend == nil {
-                try rewrite("routes", newLines: routes) { line in line.hasSuffix("|" + uuid) }
+            // The lines of every map come from `lines(of:)`, which `reconcile` rebuilds from too.
+            let wanted = frontend.map(Self.lines(of:)) ?? [:]
+            let changed = frontend == nil || frontend?.fqdn != previous?.fqdn
+            if changed || frontend?.connections != previous?.connections {
+                try rewrite("routes", newLines: wanted["routes"] ?? []) { line in line.hasSuffix("|" + uuid) }
             }
-            if frontend?.aliases != previous?.aliases || frontend?.fqdn != previous?.fqdn || frontend == nil {
+            if changed || frontend?.aliases != previous?.aliases {
                 let aliasSet = Set((frontend?.aliases ?? []) + (previous?.aliases ?? []))
-                try rewrite("aliases", newLines: (frontend?.aliases ?? []).map { "\($0) \(frontend!.fqdn)" }) { line in
+                try rewrite("aliases", newLines: wanted["aliases"] ?? []) { line in
                     let parts = line.split(separator: " ")
                     return parts.count == 2 && (hosts.contains(String(parts[1])) || aliasSet.contains(String(parts[0])))
                 }
             }
-            if frontend?.idle != previous?.idle || frontend?.fqdn != previous?.fqdn || frontend == nil {
-                try rewrite("idler", newLines: frontend?.idle == true ? ["\(frontend!.fqdn) \(uuid)"] : []) { line in
-                    line.split(separator: " ").last.map(String.init) == uuid
-                }
+            if changed || frontend?.idle != previous?.idle {
+                try rewrite("idler", newLines: wanted["idler"] ?? []) { line in line.split(separator: " ").last.map(String.init) == uuid }
             }
-            if frontend?.sts != previous?.sts || frontend?.fqdn != previous?.fqdn || frontend == nil {
-                try rewrite("sts", newLines: frontend?.sts.map { ["\(frontend!.fqdn) \($0)"] } ?? []) { line in
+            if changed || frontend?.sts != previous?.sts {
+                try rewrite("sts", newLines: wanted["sts"] ?? []) { line in
                     line.split(separator: " ").first.map { hosts.contains(String($0)) } ?? false
                 }
             }
