@@ -87,6 +87,8 @@ struct GearThroughApacheTests {
                                 config: sandbox[5])
         #expect(await eventually(within: 60) { TestFiles.read(maps + "/routes.txt") == routes }, "\(daemon.logText)")
         #expect(daemon.logText.contains("routes drifted from the documents: apache: routes.txt: \(routes.split(separator: "\n").count) line(s) missing"))
+        // Stopped once it runs its services (the check comes before they start).
+        #expect(await eventually(within: 60) { daemon.logText.contains("local agent listening") }, "\(daemon.logText)")
         #expect(daemon.stop() == 0)
         _ = try run("oo-devel-node", ["app-destroy", "--with-container-uuid", "shop1"])
     }
