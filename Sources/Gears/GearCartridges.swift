@@ -62,7 +62,7 @@ extension GearManager {
             throw .invalidArgument(field: "cartridge", value: token, reason: problem)
         }
         let snapshot = repository.snapshot
-        let vendors = snapshot.cartridges.keys.filter { $0.name == name }.map(\.vendor)
+        let vendors = snapshot.keys.filter { $0.name == name }.map(\.vendor)
             .sorted { a, b in a == "redhat" || (b != "redhat" && a < b) }
         for vendor in vendors {
             if let version {
@@ -70,7 +70,7 @@ extension GearManager {
                 continue
             }
             guard let latest = snapshot.latestCartridgeVersion(vendor: vendor, name: name),
-                  let versions = snapshot.cartridges[.init(vendor: vendor, name: name)] else { continue }
+                  let versions = snapshot.versions(of: .init(vendor: vendor, name: name)) else { continue }
             let provided = versions.values.compactMap { $0[latest] }
             if let manifest = provided.first(where: { $0.version == $0.defaultVersion }) ?? provided.max(by: { $0.version < $1.version }) {
                 return manifest

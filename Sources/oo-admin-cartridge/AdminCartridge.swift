@@ -86,7 +86,8 @@ struct AdminCartridge: NodeTool {
         try runReportingFailures {
             if mco { return try throughAgent(try node.layout()) }
             let layout = try node.layout()
-            let repository = CartridgeRepository(configuration: .init(layout: layout))
+            // The process's shared instance lives until exit: nothing is torn down after the output.
+            let repository = CartridgeRepository.shared(for: layout)
             switch effectiveAction! {
             case .install: try install(repository)
             case .erase: try erase(repository, usage: RecordedCartridgeUsage(gearBaseDir: layout.gearBaseDir))
@@ -111,7 +112,7 @@ struct AdminCartridge: NodeTool {
         for directory in directories {
             do {
                 let result = try repository.install(from: directory)
-                let tuples = result.manifests.map(\.tuple)
+                let tuples = result.tuples
                 results.append(.init(source: directory, status: result.changed ? "installed" : "unchanged", tuples: tuples))
                 if debug && !json {
                     printLine("\(result.changed ? "Installed" : "Unchanged") \(tuples.joined(separator: " ")) from \(directory)")

@@ -50,7 +50,7 @@ struct OOCartridge: NodeTool {
     func run() throws {
         try runReportingFailures {
             if effectiveAction == "list" {
-                let repository = CartridgeRepository(configuration: .init(layout: try node.layout()))
+                let repository = CartridgeRepository.shared(for: try node.layout())
                 try AdminListing.print(repository, json: json)
                 return
             }

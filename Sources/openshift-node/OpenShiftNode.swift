@@ -243,7 +243,7 @@ struct Rescan: ParsableCommand {
 
     func run() throws {
         try runReportingFailures {
-            let repository = CartridgeRepository(configuration: .init(layout: try node.layout()))
+            let repository = CartridgeRepository.shared(for: try node.layout())
             let report = repository.rescan()
             if json {
                 printLine(Listing.json(RescanReportJSON(report)))

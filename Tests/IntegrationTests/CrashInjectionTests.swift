@@ -382,6 +382,58 @@ struct CrashInjectionTests {
             #expect(try await node.admin(erase).status == 0, "run \(run)")
         }
     }
+
+    @Test("an install killed at random moments never leaves an index that lies: every listing is what the manifests on disk say",
+          .timeLimit(.minutes(6)))
+    func indexUpdate() async throws {
+        try #require(Prerequisites.rootProblem == nil, "\(Prerequisites.rootProblem ?? "")")
+        let node = try Node()
+        defer { node.destroy() }
+        // Two sources of one cartridge version that provide different software versions.
+        var first = CartridgeBuilder(name: "flip", versions: ["1.0", "2.0"])
+        var second = CartridgeBuilder(name: "flip", versions: ["1.0", "3.0"])
+        for index in 0..<100 {
+            first.files["usr/file\(index)"] = String(repeating: "a", count: 4096)
+            second.files["usr/file\(index)"] = String(repeating: "b", count: 4096)
+        }
+        let sources = [try first.write(into: node.scratch.root + "/src", as: "first"),
+                       try second.write(into: node.scratch.root + "/src", as: "second")]
+        let manifest = node.scratch.root + "/repository/redhat-flip/0.0.1/metadata/manifest.yml"
+        /// The flip lines a listing must show: those of the manifest on disk, or none.
+        func expected() -> [String] {
+            guard let text = TestFiles.read(manifest) else { return [] }
+            let last = text.contains("'3.0'") ? "3.0" : "2.0"
+            return ["(redhat, flip, 1.0, 0.0.1)", "(redhat, flip, \(last), 0.0.1)"]
+        }
+        func listed(_ run: Int) async throws -> [String] {
+            let list = try await node.admin(["--action", "list"])
+            #expect(list.status == 0, "run \(run): \(list.stderr)")
+            return list.stdout.split(separator: "\n").map(String.init).filter { $0.contains("flip") }
+        }
+        let window = try await Self.duration({ () async throws in
+            #expect(try await node.admin(["--action", "install", "--source", sources[1]]).status == 0)
+        }, reset: { () async throws in
+            #expect(try await node.admin(["--action", "install", "--source", sources[0]]).status == 0)
+        })
+        var kills = KillWindow(probe: window)
+        var swappedThenKilled = 0
+        for run in 0..<30 {
+            // Always the source that is not installed: every run is a real change.
+            let other = expected().last == "(redhat, flip, 3.0, 0.0.1)" ? sources[0] : sources[1]
+            let before = expected()
+            let killed = try await node.killed(["--action", "install", "--source", other],
+                                               program: "oo-admin-cartridge", after: kills.moment()) == 128 + SIGKILL
+            kills.record(killed: killed)
+            if killed && before != expected() { swappedThenKilled += 1 }
+            #expect(try await listed(run) == expected(), "run \(run): right after the kill")
+            // Two seconds on, the index vouches for the entry by its lstat alone: the next kill
+            // then lands on an index that trusts the previous version.
+            try await Task.sleep(for: .milliseconds(2100))
+            #expect(try await listed(run) == expected(), "run \(run): once settled (the listing rewrote the index)")
+            #expect(try await listed(run) == expected(), "run \(run): through the settled index")
+        }
+        print("index crash loop: \(swappedThenKilled) of 30 kills fell after the new version was swapped in")
+    }
 }
 
 /// The repository's shipped cartridges.

@@ -61,6 +61,11 @@ public struct ManifestDocument: Sendable {
     /// Parses and validates manifest text. `path` is used in error messages.
     /// `fromURL` marks a manifest supplied as text by a broker (requires `Source-Url`).
     public static func parse(yaml: String, path: String, fromURL: Bool = false) throws(CartridgesError) -> ManifestDocument {
+        try parse(map: try topMap(yaml: yaml, path: path), path: path, fromURL: fromURL)
+    }
+
+    /// The manifest's fields as written, before validation: what the repository's index keeps.
+    static func topMap(yaml: String, path: String) throws(CartridgesError) -> ManifestMap {
         let value: ManifestValue
         do {
             value = try ManifestValue.parse(yaml: yaml)
@@ -72,7 +77,7 @@ public struct ManifestDocument: Sendable {
         guard let map = value.map else {
             throw .invalidManifest(path: path, element: "manifest", reason: "manifest is not a mapping of fields")
         }
-        return try parse(map: map, path: path, fromURL: fromURL)
+        return map
     }
 
     public static func parse(map top: ManifestMap, path: String, fromURL: Bool = false) throws(CartridgesError) -> ManifestDocument {

@@ -40,11 +40,15 @@ public final class CartridgeRepository: Sendable {
 
     /// The outcome of one install.
     public struct InstallResult: Sendable {
-        /// The installed projections, one per software version, ascending.
-        public var manifests: [Manifest]
+        let installed: InstalledVersion
         /// False when identical content was already installed and nothing was copied.
         public var changed: Bool
         public var path: String
+
+        /// The installed projections, one per software version, ascending.
+        public var manifests: [Manifest] { installed.projections }
+        /// Their listing lines, without building them.
+        public var tuples: [String] { installed.tuples }
     }
 
     /// What the repository recorded about an installed version's source (`.<cv>.source`).
@@ -63,12 +67,23 @@ public final class CartridgeRepository: Sendable {
         var snapshot = RepositorySnapshot()
         /// Canonical source directory -> stamp of the version installed from it.
         var stamps: [String: SourceStamp] = [:]
+        /// What `.index` holds, or will hold once written.
+        var index = RepositoryIndex()
+        /// True when `index` differs from the file (an entry was read from its manifest).
+        var indexStale = true
+        /// How many manifests the last full read parsed from their files.
+        var manifestsRead = 0
+        /// The index file this state was read from or written as: when the file is another one,
+        /// another process has changed the repository.
+        var indexFile: RepositoryIndex.FileStamp?
     }
 
     /// Problems met while loading; the good entries are loaded regardless.
     public struct LoadReport: Sendable {
         public var problems: [String]
         public var entryCount: Int
+        /// How many manifests were read and parsed because the index could not vouch for them.
+        public var manifestsRead: Int
     }
 
     public let configuration: Configuration
@@ -103,17 +118,57 @@ public final class CartridgeRepository: Sendable {
     /// The current index. Immutable: later changes produce a new snapshot.
     public var snapshot: RepositorySnapshot { state.withLock { $0.snapshot } }
 
+    /// The snapshot, first re-loaded (through the index, so at the cost of an `lstat` per
+    /// entry) if another process has changed the repository since it was taken: every writer
+    /// replaces the index file, so a different file means a change. What queries answer from,
+    /// so that `cartridge_repository list` and `cartridge-list` give one listing.
+    public func current() -> RepositorySnapshot {
+        let (snapshot, known) = state.withLock { ($0.snapshot, $0.indexFile) }
+        if let known, RepositoryIndex.FileStamp.of(indexPath) == known { return snapshot }
+        _ = try? load()
+        return self.snapshot
+    }
+
     // MARK: Load
 
-    /// Reads the whole repository from disk into a new snapshot.
+    /// Reads the whole repository from disk into a new snapshot: through the persisted index,
+    /// re-reading only the manifests it cannot vouch for (and then writing it anew, if allowed).
     @discardableResult
     public func load() throws(CartridgesError) -> LoadReport {
         try ensureRoot()
-        let (fresh, problems) = try lock.withLock(.shared) { () throws(CartridgesError) in try readAll() }
+        let (fresh, problems) = try lock.withLock(.shared) { () throws(CartridgesError) in
+            var (fresh, problems) = try readAll()
+            // Under the shared lock no writer runs; readers writing one index at once each
+            // rename a whole file. A reader that may not write the repository leaves it be.
+            if fresh.indexStale, (try? fresh.index.write(indexPath)) != nil {
+                fresh.indexStale = false
+                fresh.indexFile = RepositoryIndex.FileStamp.of(indexPath)
+            }
+            return (fresh, problems)
+        }
         state.withLock { $0 = fresh }
         let snapshot = fresh.snapshot
         for problem in problems { logger.warning("skipped repository entry", metadata: ["problem": "\(problem)"]) }
-        return LoadReport(problems: problems, entryCount: snapshot.count)
+        return LoadReport(problems: problems, entryCount: snapshot.count, manifestsRead: fresh.manifestsRead)
+    }
+
+    var indexPath: String { path + "/" + RepositoryIndex.fileName }
+
+    /// Writes the index if it no longer matches the file. Called by writers, holding the
+    /// exclusive lock, once their changes are on disk: an index is a cache, so a writer killed
+    /// before this leaves one that the next load finds stale, entry by entry.
+    private func persistIndex() {
+        let (index, stale) = state.withLock { ($0.index, $0.indexStale) }
+        guard stale else { return }
+        FileSystem.removeTemporaries(of: indexPath)
+        do {
+            try index.write(indexPath)
+            let file = RepositoryIndex.FileStamp.of(indexPath)
+            state.withLock { if $0.index == index { $0.indexStale = false; $0.indexFile = file } }
+        } catch {
+            logger.warning("cannot write the repository index; loads will read every manifest",
+                           metadata: ["path": "\(indexPath)", "error": "\(error)"])
+        }
     }
 
     private func ensureRoot() throws(CartridgesError) {
@@ -122,6 +177,9 @@ public final class CartridgeRepository: Sendable {
 
     private func readAll() throws(CartridgesError) -> (State, [String]) {
         var state = State()
+        // Examined before being read: if it is replaced meanwhile, `current()` loads again.
+        state.indexFile = RepositoryIndex.FileStamp.of(indexPath)
+        let known = RepositoryIndex.read(indexPath)
         var problems: [String] = []
         var keys: [RepositorySnapshot.CartridgeKey] = []
         for entry in try Posix.listDirectory(path) where !entry.hasPrefix(".") {
@@ -136,19 +194,25 @@ public final class CartridgeRepository: Sendable {
             }
             keys.append(key)
         }
-        // Cartridge directories are independent: parse them on every core.
-        let results = Mutex([(manifests: [Manifest], stamps: [SourceStamp], problems: [String])?](repeating: nil, count: keys.count))
+        // Cartridge directories are independent: read them on every core.
+        let results = Mutex([CartridgeRead?](repeating: nil, count: keys.count))
         let work = keys
+        let now = RepositoryIndex.now()
         DispatchQueue.concurrentPerform(iterations: work.count) { index in
-            let result = readCartridge(work[index])
+            let result = readCartridge(work[index], known: known, now: now)
             results.withLock { $0[index] = result }
         }
+        var reread = 0
         for (key, result) in zip(keys, results.withLock { $0 }) {
-            guard let (manifests, stamps, found) = result else { continue }
-            problems += found
-            state.snapshot.replace(key, with: manifests)
-            for stamp in stamps { if let source = stamp.source { state.stamps[source] = stamp } }
+            guard let result else { continue }
+            problems += result.problems
+            reread += result.reread
+            state.snapshot.replace(key, with: result.versions)
+            for stamp in result.stamps { if let source = stamp.source { state.stamps[source] = stamp } }
+            for entry in result.entries { state.index.entries[RepositoryIndex.key(entry.directory, entry.cartridgeVersion)] = entry }
         }
+        state.manifestsRead = reread
+        state.indexStale = known == nil || reread > 0 || known!.entries.count != state.index.entries.count
         return (state, problems)
     }
 
@@ -160,63 +224,102 @@ public final class CartridgeRepository: Sendable {
         return key.vendor.isEmpty || key.name.isEmpty ? nil : key
     }
 
-    /// Reads every cartridge version of one cartridge directory.
-    private func readCartridge(_ key: RepositorySnapshot.CartridgeKey) -> ([Manifest], [SourceStamp], [String]) {
-        let directory = path + "/" + key.vendor + "-" + key.name
-        var manifests: [Manifest] = []
+    /// What one cartridge directory holds.
+    struct CartridgeRead: Sendable {
+        var versions: [InstalledVersion] = []
         var stamps: [SourceStamp] = []
         var problems: [String] = []
+        /// The index entries of its good versions.
+        var entries: [RepositoryIndex.Entry] = []
+        /// How many manifests were read from disk rather than taken from the index.
+        var reread = 0
+    }
+
+    /// Reads every cartridge version of one cartridge directory, taking each manifest from
+    /// `known` when its entry still matches the files, from the manifest file otherwise.
+    private func readCartridge(_ key: RepositorySnapshot.CartridgeKey, known: RepositoryIndex?, now: Int64) -> CartridgeRead {
+        let name = key.vendor + "-" + key.name
+        let directory = path + "/" + name
+        var read = CartridgeRead()
         let entries: [String]
         do {
             entries = try Posix.listDirectory(directory)
         } catch {
-            if case .io(_, _, let code) = error, code == ENOENT { return ([], [], []) }
-            return ([], [], ["\(error)"])
-        }
-        for entry in entries where entry.hasPrefix(".") && entry.hasSuffix(".source") {
-            let cv = String(entry.dropFirst().dropLast(7))
-            if CartridgeVersion(cv) != nil, let text = try? Posix.readText(directory + "/" + entry) {
-                stamps.append(SourceStamp(key: key, cartridgeVersion: cv, text: text))
-            }
+            if case .io(_, _, let code) = error, code == ENOENT { return read }
+            read.problems.append("\(error)")
+            return read
         }
         for entry in entries where !entry.hasPrefix(".") {
             let versionDirectory = directory + "/" + entry
             guard CartridgeVersion(entry) != nil, Posix.isDirectory(versionDirectory, followLinks: false) else {
-                problems.append("\(versionDirectory): not a cartridge version directory")
+                read.problems.append("\(versionDirectory): not a cartridge version directory")
                 continue
             }
             let manifestPath = versionDirectory + "/metadata/manifest.yml"
+            let stampPath = directory + "/." + entry + ".source"
             do {
-                let st = try Posix.fileStatus(manifestPath)
-                if st.st_size == 0 {
-                    problems.append("\(manifestPath): manifest is empty (corrupted?)")
+                // Examined before being read: a change after this is a newer ctime next time.
+                let manifestStamp = RepositoryIndex.FileStamp(try Posix.fileStatus(manifestPath))
+                var st = stat()
+                let sourceStamp = stat(stampPath, &st) == 0 ? RepositoryIndex.FileStamp(st) : nil
+                let settled = RepositoryIndex.isSettled(manifestStamp, now: now)
+                    && (sourceStamp.map { RepositoryIndex.isSettled($0, now: now) } ?? true)
+                if let recorded = known?.entries[RepositoryIndex.key(name, entry)], recorded.settled,
+                   recorded.manifest == manifestStamp, recorded.stamp == sourceStamp,
+                   let cv = CartridgeVersion(entry) {
+                    let versions = recorded.versions.compactMap(CartridgeVersion.init)
+                    if versions.count == recorded.versions.count, !versions.isEmpty {
+                        // Vouched for: nothing is read, parsed or validated again.
+                        read.versions.append(InstalledVersion(key: key, cartridgeVersion: cv, versions: versions, path: manifestPath,
+                                                              encodedMap: recorded.encodedMap))
+                        if let text = recorded.stampText { read.stamps.append(SourceStamp(key: key, cartridgeVersion: entry, text: text)) }
+                        read.entries.append(recorded)
+                        continue
+                    }
+                }
+                read.reread += 1
+                if manifestStamp.size == 0 {
+                    read.problems.append("\(manifestPath): manifest is empty (corrupted?)")
                     continue
                 }
-                let document = try ManifestDocument.parse(yaml: try Posix.readText(manifestPath), path: manifestPath)
+                let map = try ManifestDocument.topMap(yaml: try Posix.readText(manifestPath), path: manifestPath)
+                let stampText = sourceStamp == nil ? nil : try? Posix.readText(stampPath)
+                let document = try ManifestDocument.parse(map: map, path: manifestPath)
                 guard document.vendor == key.vendor, document.name == key.name, document.cartridgeVersion.text == entry else {
-                    problems.append("\(manifestPath): manifest describes (\(document.vendor), \(document.name), "
+                    read.problems.append("\(manifestPath): manifest describes (\(document.vendor), \(document.name), "
                         + "\(document.cartridgeVersion)), which belongs in \(document.primary.repositoryDirectory), "
-                        + "not \(key.vendor)-\(key.name)/\(entry)")
+                        + "not \(name)/\(entry)")
                     continue
                 }
-                manifests += document.projections
+                read.versions.append(InstalledVersion(key: key, document: document, path: manifestPath))
+                if let stampText { read.stamps.append(SourceStamp(key: key, cartridgeVersion: entry, text: stampText)) }
+                read.entries.append(RepositoryIndex.Entry(
+                    directory: name, cartridgeVersion: entry, manifest: manifestStamp,
+                    versions: document.projections.map(\.version.text), encodedMap: RepositoryIndex.encodeMap(map),
+                    stamp: stampText == nil ? nil : sourceStamp, stampText: stampText, settled: settled))
             } catch {
-                problems.append(error.description)
+                read.problems.append(error.description)
             }
         }
-        let present = Set(manifests.map(\.cartridgeVersion.text))
-        return (manifests, stamps.filter { present.contains($0.cartridgeVersion) }, problems)
+        return read
     }
 
     /// Re-reads one cartridge's directory into the index (after this process changed it, or to
-    /// see what another process did to it).
+    /// see what another process did to it). The caller holds the exclusive lock and calls
+    /// `persistIndex` once its changes are done.
     private func refresh(_ key: RepositorySnapshot.CartridgeKey) {
-        let (manifests, stamps, problems) = readCartridge(key)
-        for problem in problems { logger.warning("skipped repository entry", metadata: ["problem": "\(problem)"]) }
+        let known = state.withLock { $0.index }
+        let read = readCartridge(key, known: known, now: RepositoryIndex.now())
+        for problem in read.problems { logger.warning("skipped repository entry", metadata: ["problem": "\(problem)"]) }
+        let name = key.vendor + "-" + key.name
         state.withLock { state in
-            state.snapshot.replace(key, with: manifests)
+            state.snapshot.replace(key, with: read.versions)
             state.stamps = state.stamps.filter { $0.value.key != key }
-            for stamp in stamps { if let source = stamp.source { state.stamps[source] = stamp } }
+            for stamp in read.stamps { if let source = stamp.source { state.stamps[source] = stamp } }
+            let before = state.index.entries.count
+            state.index.entries = state.index.entries.filter { $0.value.directory != name }
+            for entry in read.entries { state.index.entries[RepositoryIndex.key(entry.directory, entry.cartridgeVersion)] = entry }
+            if read.reread > 0 || before != state.index.entries.count { state.indexStale = true }
         }
     }
 
@@ -226,7 +329,10 @@ public final class CartridgeRepository: Sendable {
     @discardableResult
     public func install(from source: String) throws(CartridgesError) -> InstallResult {
         try ensureRoot()
-        return try lock.withLock(.exclusive) { () throws(CartridgesError) in try installLocked(source) }
+        return try lock.withLock(.exclusive) { () throws(CartridgesError) in
+            defer { persistIndex() }
+            return try installLocked(source)
+        }
     }
 
     /// A source's canonical path and current stamp, computed before taking the lock's time.
@@ -236,20 +342,29 @@ public final class CartridgeRepository: Sendable {
     }
 
     /// Canonical path and fingerprint stamp of a source (nil if it cannot be read; the install
-    /// then reports why).
-    static func probe(_ source: String) -> Probe? {
-        guard Posix.isDirectory(source), let canonical = try? Posix.realPath(source),
-              let fingerprint = try? FileTree.fingerprint(canonical) else { return nil }
+    /// then reports why). `canonicalBase` is the canonical path of the source's directory, if
+    /// known: a source that is a directory there, not a link, is then canonical without asking
+    /// `realpath`, which reads every component of the path again for each source.
+    static func probe(_ source: String, canonicalBase: String? = nil) -> Probe? {
+        let canonical: String
+        if let canonicalBase, Posix.isDirectory(source, followLinks: false) {
+            canonical = canonicalBase + "/" + baseName(source)
+        } else {
+            guard Posix.isDirectory(source), let resolved = try? Posix.realPath(source) else { return nil }
+            canonical = resolved
+        }
+        guard let fingerprint = try? FileTree.fingerprint(canonical) else { return nil }
         return Probe(canonical: canonical, stamp: "source=\(canonical)\nfingerprint=\(fingerprint)\n")
     }
 
-    private func installLocked(_ source: String, probe: Probe? = nil) throws(CartridgesError) -> InstallResult {
+    private func installLocked(_ source: String, probe: Probe? = nil, root canonicalRoot: String? = nil) throws(CartridgesError) -> InstallResult {
         guard Posix.isDirectory(source) else {
             throw .invalidSource(path: source, reason: "Illegal path to cartridge source")
         }
         let canonical: String
         if let probe { canonical = probe.canonical } else { canonical = try Posix.realPath(source) }
-        let root = try Posix.realPath(path)
+        let root: String
+        if let canonicalRoot { root = canonicalRoot } else { root = try Posix.realPath(path) }
         if canonical == root || canonical.hasPrefix(root + "/") || root.hasPrefix(canonical + "/") || canonical == "/" {
             throw .invalidSource(path: source, reason: "Source cannot be inside, or contain, the cartridge repository \(root)")
         }
@@ -296,20 +411,18 @@ public final class CartridgeRepository: Sendable {
         try Posix.writeAtomically(stampPath, Array(stamp.utf8))
         refresh(key)
         logger.debug("installed cartridge", metadata: ["cartridge.path": "\(target)", "cartridge.source": "\(canonical)"])
-        return InstallResult(manifests: document.projections, changed: true, path: target)
+        return InstallResult(installed: InstalledVersion(key: key, document: document, path: target + "/metadata/manifest.yml"),
+                             changed: true, path: target)
     }
 
     /// The install result for a source whose recorded stamp still matches, if it does.
     private func unchangedInstall(source: String, stamp: String) -> InstallResult? {
         let (known, snapshot) = state.withLock { ($0.stamps[source], $0.snapshot) }
-        guard let known, known.text == stamp,
-              let versions = snapshot.cartridges[known.key] else { return nil }
-        let manifests = versions.values.compactMap { slice in
-            slice.first { $0.key.text == known.cartridgeVersion }?.value
-        }.sorted { $0.version < $1.version }
+        guard let known, known.text == stamp, let cv = CartridgeVersion(known.cartridgeVersion),
+              let installed = snapshot.installed(known.key, cv) else { return nil }
         let target = path + "/" + known.key.vendor + "-" + known.key.name + "/" + known.cartridgeVersion
-        guard !manifests.isEmpty, Posix.isDirectory(target, followLinks: false) else { return nil }
-        return InstallResult(manifests: manifests, changed: false, path: target)
+        guard Posix.isDirectory(target, followLinks: false) else { return nil }
+        return InstallResult(installed: installed, changed: false, path: target)
     }
 
     /// Removes staging and erase directories left by a writer that died. Only called with the
@@ -361,6 +474,7 @@ public final class CartridgeRepository: Sendable {
             try Posix.removeTree(trash)
             if (try? Posix.listDirectory(parent))?.isEmpty == true { rmdir(parent) }
             refresh(key)
+            persistIndex()
             logger.debug("erased cartridge", metadata: ["cartridge": "\(manifest.tuple)"])
             return manifest
         }
@@ -406,6 +520,7 @@ public final class CartridgeRepository: Sendable {
             try lock.withLock(.exclusive) { () throws(CartridgesError) in
                 let (fresh, problems) = try readAll()
                 state.withLock { $0 = fresh }
+                defer { persistIndex() }
                 report.repositoryProblems = problems
                 guard Posix.isDirectory(base) else {
                     report.basePathProblem = "CARTRIDGE_BASE_PATH \(base) is not a directory"
@@ -413,10 +528,12 @@ public final class CartridgeRepository: Sendable {
                 }
                 var installedFrom: [String: String] = [:]
                 let sources = try Posix.listDirectory(base).filter { !$0.hasPrefix(".") }.map { base + "/" + $0 }
+                let canonicalBase = try? Posix.realPath(base)
+                let root = try Posix.realPath(path)
                 // Fingerprinting is a walk of stats per cartridge: do it on every core first.
                 let probes = Mutex([Probe?](repeating: nil, count: sources.count))
                 DispatchQueue.concurrentPerform(iterations: sources.count) { index in
-                    let probe = Self.probe(sources[index])
+                    let probe = Self.probe(sources[index], canonicalBase: canonicalBase)
                     probes.withLock { $0[index] = probe }
                 }
                 for (source, probe) in zip(sources, probes.withLock { $0 }) {
@@ -425,13 +542,13 @@ public final class CartridgeRepository: Sendable {
                         guard Posix.isDirectory(source) else {
                             throw CartridgesError.invalidSource(path: source, reason: "Not a cartridge directory")
                         }
-                        let result = try installLocked(source, probe: probe)
+                        let result = try installLocked(source, probe: probe, root: root)
                         if let earlier = installedFrom[result.path] {
                             throw CartridgesError.invalidSource(
                                 path: source, reason: "Same vendor, name and Cartridge-Version as \(earlier), which was installed instead")
                         }
                         installedFrom[result.path] = source
-                        let tuples = result.manifests.map(\.tuple)
+                        let tuples = result.tuples
                         outcome = result.changed ? .installed(tuples) : .unchanged(tuples)
                     } catch {
                         outcome = .failed(error.description)
