@@ -228,6 +228,15 @@ struct AgentTests {
         #expect(installed.statuscode == 0 && installed.data["output"] == .string("install succeeded for \(source)"))
         let rescan = await node.call("cartridge_repository", ["action": .string("rescan")])
         #expect(rescan.statuscode == 0 && rescan.data["output"]?.string?.contains("unchanged \(shippedCartridges)/mock") == true)
+
+        // Another process (oo-admin-cartridge without --mco) installs: the next listing shows it,
+        // and cartridge_repository list and cartridge_do cartridge-list give one listing.
+        let other = try CartridgeBuilder(name: "other").write(into: node.scratch.root + "/src")
+        try CartridgeRepository(configuration: node.agent.context.repository.configuration).install(from: other)
+        let after = await node.call("cartridge_repository", ["action": .string("list")])
+        #expect(after.data["output"]?.string?.contains("(redhat, other, 0.1, 0.0.1)\n") == true, "\(after)")
+        let doList = await node.cartridgeDo("cartridge-list", [:])
+        #expect(doList.data["output"] == after.data["output"])
     }
 
     @Test("facts are computed when asked; districts are written in the original's format")

@@ -252,7 +252,7 @@ extension OpenShiftAgent {
             }
             return ok()
         case "cartridge-list":
-            return ok(context.repository.snapshot.listing)
+            return ok(context.repository.current().listing)
         case "authorized-ssh-key-add":
             // The original passed symbol keys here and wrote an empty key; this writes the key sent.
             let entry = KeyEntry(type: args.string("--with-ssh-key-type"), content: try args.require("--with-ssh-key"),

@@ -8,8 +8,7 @@ extension OpenShiftAgent {
         let repository = context.repository
         switch action {
         case "list":
-            _ = try? repository.load()
-            return AgentReply(data: .symbols(["output": .string(repository.snapshot.listing)]))
+            return AgentReply(data: .symbols(["output": .string(repository.current().listing)]))
         case "install":
             let path = inputs.string("path")
             if path.isEmpty { return .failure(4, "install failed for  a path is required") }
