@@ -26,6 +26,8 @@ public enum ApacheConfiguration {
         RequestHeader set X-Forwarded-Port "\#(port)"
         RequestHeader set X-Client-IP "expr=%{REMOTE_ADDR}"
         RequestHeader set X-Request-Start "%t"
+        # One pooled worker per gear backend (written with routes.txt; read at each reload).
+        IncludeOptional "\#(mapDirectory)/\#(ApacheFrontend.workersFile)"
         # One line per routed request: the gear and the time, for the idler's last-access records.
         CustomLog "\#(mapDirectory)/\#(LastAccess.logName)" "%{OO_GEAR}e %{sec}t" env=OO_GEAR
         ErrorDocument 404 "No application is configured for this host name or path.\n"

@@ -137,7 +137,7 @@ extension NodeConfigKey {
         .init("OPENSHIFT_FRONTEND_HTTP_PLUGINS", "apache", .list, "Frontend plugins, in order, comma separated."),
         .init("OPENSHIFT_HTTPS_LISTEN", "*:443", .string, "Address:port of the HTTPS virtual hosts of aliases with certificates."),
         .init("OPENSHIFT_HTTP_RELOAD", "/usr/sbin/apache2ctl graceful", .string,
-              "Command (split on spaces, no shell) that gracefully reloads Apache after a certificate change."),
+              "Command (split on spaces, no shell) that gracefully reloads Apache after a certificate change, or when a gear backend appears or goes (workers.conf)."),
         .init("FRONTEND_WAKE_PORT", "8079", .integer, "Loopback port where the daemon wakes idle gears on their first request (0: off).", .portOrOff),
         .init("CONTAINERIZATION_PLUGIN", "selinux", .string, "Container plugin: selinux (node mode) or sandbox."),
         .init("CREATE_APP_SYMLINKS", "false", .boolean, "Create name-to-uuid debug symlinks in GEAR_BASE_DIR."),

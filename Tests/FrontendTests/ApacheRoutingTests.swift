@@ -156,10 +156,45 @@ struct ApacheRoutingTests {
         #expect(exchange.reply == "hello gear")
     }
 
+    @Test("a gear's backend gets pooled connections once Apache has reloaded its workers; routing never waits for that",
+          .timeLimit(.minutes(3)))
+    func pooledConnections() async throws {
+        try #require(access("/usr/sbin/apache2", X_OK) == 0, "apache2 is not installed (.ci/setup installs it)")
+        let lab = try Lab()
+        let script = String(#filePath[..<#filePath.lastIndex(of: "/")!]) + "/Support/connection_count.py"
+        lab.backends.append(try ProcessRunner.spawn(["/usr/bin/python3", script, "127.0.0.5", "8080"],
+                                                    stdout: lab.dir + "/count.log", stderr: lab.dir + "/count.err"))
+        try lab.manager.create(uuid: "g5", appUUID: "a5", gearName: "pool", namespace: "ns")
+        try lab.manager.connect(uuid: "g5", [Connection(path: "", target: "127.0.0.5:8080")])
+        let workers = try #require(TestFiles.read(lab.dir + "/maps/workers.conf"))
+        #expect(workers.contains("<Proxy \"http://127.0.0.5:8080\">") && workers.contains("<Proxy \"http://127.0.0.2:8080\">"))
+        // The connect reloaded Apache gracefully; the route works throughout.
+        #expect(await eventually(within: 10) { lab.get("pool-ns.example.com")?.body.hasPrefix("connection ") == true })
+        #expect(await eventually(within: 20) {
+            (TestFiles.read(lab.dir + "/error.log") ?? "").components(separatedBy: "resuming normal operations").count >= 3
+        }, "the graceful reload happened")
+        usleep(500_000)
+        var seen = Set<String>()
+        for _ in 0..<40 {
+            let body = lab.get("pool-ns.example.com")?.body
+            #expect(body?.hasPrefix("connection ") == true)
+            seen.insert(body ?? "")
+        }
+        // Without a pooled worker each request opens its own connection (40 here); with one, a
+        // connection per Apache thread that served them at most.
+        #expect(seen.count <= 8, "40 requests came on \(seen.count) backend connections")
+        // A backend no route names any more leaves the file.
+        try lab.manager.disconnect(uuid: "g5", paths: [""])
+        #expect(TestFiles.read(lab.dir + "/maps/workers.conf")?.contains("127.0.0.5") == false)
+        #expect(lab.configurationLoads)
+    }
+
     @Test("host names, aliases, paths and disconnects take effect on the next request, with no reload", .timeLimit(.minutes(3)))
     func routing() async throws {
         try #require(access("/usr/sbin/apache2", X_OK) == 0, "apache2 is not installed (.ci/setup installs it)")
-        let lab = try Lab()
+        // Nothing reloads Apache here (a new backend would, for its pooled worker): every change
+        // must be routed without one.
+        let lab = try Lab(reload: ["/bin/true"])
         #expect(await eventually(within: 10) { lab.get("one-ns.example.com")?.body == "backend one\n" })
         let pid = try #require(lab.apachePID)
         #expect(lab.get("ONE-NS.Example.com:8080")?.body == "backend one\n", "Host is case-insensitive, port ignored")
