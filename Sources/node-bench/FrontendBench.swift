@@ -30,7 +30,10 @@ struct FrontendBench: ParsableCommand {
             kill(backend, SIGKILL)
             _ = ProcessRunner.wait(backend)
         }
-        let manager = FrontendManager(stateDirectory: dir + "/state", plugins: [ApacheFrontend(directory: dir + "/maps")],
+        // As the daemon does: a new backend's pooled worker is loaded by a graceful reload.
+        let reload = ApacheFrontend.SSL(listen: "127.0.0.1:1", certificateDirectory: dir + "/ssl",
+                                        reload: ["/usr/sbin/apache2", "-f", dir + "/httpd.conf", "-k", "graceful"])
+        let manager = FrontendManager(stateDirectory: dir + "/state", plugins: [ApacheFrontend(directory: dir + "/maps", ssl: reload)],
                                       cloudDomain: "example.com")
         let clock = ContinuousClock()
         let setup = try clock.measure {
@@ -115,6 +118,8 @@ struct FrontendBench: ParsableCommand {
         try manager.create(uuid: "fast", appUUID: "fast", gearName: "fast", namespace: "bench")
         try manager.connect(uuid: "fast", [Connection(path: "", target: "127.0.0.3:\(staticPort)")])
         for _ in 0..<200 where HTTPProbe.get(port: port, path: "/index.html", headers: ["Host: fast-bench.example.com"])?.status != 200 { usleep(20_000) }
+        // The connect's graceful reload: old children finish their requests and leave.
+        sleep(2)
         print("ab -k -c \(threads), \(format1(loadSeconds)) s each, GET /index.html (3 bytes), in this order, twice:")
         for round in 1...2 {
             for (backend, routedHost, plainPath, directURL) in [
