@@ -81,7 +81,8 @@ struct RepositoryIndex: Sendable, Equatable {
         var versions: [String]
         /// The manifest's top-level map, as parsed and validated, encoded (`encodeMap`): decoded
         /// only when a manifest of this version is asked for.
-        var encodedMap: [UInt8]
+        /// A slice of the index file's bytes when read from it: never copied.
+        var encodedMap: ArraySlice<UInt8>
         /// `.<cartridgeVersion>.source` and its text, when the version was installed from a source.
         var stamp: FileStamp?
         var stampText: String?
@@ -136,13 +137,14 @@ struct RepositoryIndex: Sendable, Equatable {
     }
 
     /// A manifest map in the index's encoding.
-    static func encodeMap(_ map: ManifestMap) -> [UInt8] {
+    static func encodeMap(_ map: ManifestMap) -> ArraySlice<UInt8> {
         var writer = Writer()
         writer.map(map)
-        return writer.bytes
+        return writer.bytes[...]
     }
 
-    static func decodeMap(_ bytes: [UInt8]) -> ManifestMap? {
+    static func decodeMap(_ slice: ArraySlice<UInt8>) -> ManifestMap? {
+        let bytes = Array(slice)
         var reader = Reader(bytes: bytes, position: 0)
         guard let map = reader.map(depth: 0), reader.position == bytes.count else { return nil }
         return map
@@ -330,7 +332,7 @@ struct RepositoryIndex: Sendable, Equatable {
             }
             // The map's bytes are kept as they are; decoded when a manifest is needed.
             guard let mapLength = u32().map(Int.init), end - position >= mapLength else { return nil }
-            let encodedMap = Array(bytes[position..<position + mapLength])
+            let encodedMap = bytes[position..<position + mapLength]
             position += mapLength
             guard let hasStamp = u8() else { return nil }
             var stamp: FileStamp?

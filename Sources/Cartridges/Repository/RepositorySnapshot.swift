@@ -167,12 +167,12 @@ final class InstalledVersion: Sendable {
     private let content: Mutex<Content>
 
     private enum Content {
-        case encoded([UInt8])
+        case encoded(ArraySlice<UInt8>)
         case built([Manifest])
     }
 
     init(key: RepositorySnapshot.CartridgeKey, cartridgeVersion: CartridgeVersion, versions: [CartridgeVersion], path: String,
-         encodedMap: [UInt8]) {
+         encodedMap: ArraySlice<UInt8>) {
         self.key = key
         self.cartridgeVersion = cartridgeVersion
         self.versions = versions
