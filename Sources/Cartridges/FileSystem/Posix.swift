@@ -22,6 +22,17 @@ enum Posix {
         return st
     }
 
+    /// `stat` (or `lstat`, `followLinks: false`) of `name` relative to the open directory
+    /// `dirfd`; `path` is the whole path, for the error. Saves walking the directory's own path
+    /// again for each of its entries.
+    static func status(at dirfd: Int32, _ name: String, path: String, followLinks: Bool = true) throws(CartridgesError) -> stat {
+        var st = stat()
+        guard fstatat(dirfd, name, &st, followLinks ? 0 : AT_SYMLINK_NOFOLLOW) == 0 else {
+            throw .io(step: followLinks ? "stat" : "lstat", path: path, errno: errno)
+        }
+        return st
+    }
+
     static func exists(_ path: String) -> Bool {
         var st = stat()
         return lstat(path, &st) == 0

@@ -249,9 +249,18 @@ public final class CartridgeRepository: Sendable {
             read.problems.append("\(error)")
             return read
         }
+        // Entries are examined relative to the directory, not by walking its path again.
+        let dirfd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard dirfd >= 0 else {
+            if errno != ENOENT { read.problems.append("\(CartridgesError.io(step: "open", path: directory, errno: errno))") }
+            return read
+        }
+        defer { close(dirfd) }
         for entry in entries where !entry.hasPrefix(".") {
             let versionDirectory = directory + "/" + entry
-            guard CartridgeVersion(entry) != nil, Posix.isDirectory(versionDirectory, followLinks: false) else {
+            guard CartridgeVersion(entry) != nil,
+                  let st = try? Posix.status(at: dirfd, entry, path: versionDirectory, followLinks: false), (st.st_mode & S_IFMT) == S_IFDIR
+            else {
                 read.problems.append("\(versionDirectory): not a cartridge version directory")
                 continue
             }
@@ -259,9 +268,8 @@ public final class CartridgeRepository: Sendable {
             let stampPath = directory + "/." + entry + ".source"
             do {
                 // Examined before being read: a change after this is a newer ctime next time.
-                let manifestStamp = RepositoryIndex.FileStamp(try Posix.fileStatus(manifestPath))
-                var st = stat()
-                let sourceStamp = stat(stampPath, &st) == 0 ? RepositoryIndex.FileStamp(st) : nil
+                let manifestStamp = RepositoryIndex.FileStamp(try Posix.status(at: dirfd, entry + "/metadata/manifest.yml", path: manifestPath))
+                let sourceStamp = (try? Posix.status(at: dirfd, "." + entry + ".source", path: stampPath)).map(RepositoryIndex.FileStamp.init)
                 let settled = RepositoryIndex.isSettled(manifestStamp, now: now)
                     && (sourceStamp.map { RepositoryIndex.isSettled($0, now: now) } ?? true)
                 if let recorded = known?.entries[RepositoryIndex.key(name, entry)], recorded.settled,

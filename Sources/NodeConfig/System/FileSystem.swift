@@ -51,22 +51,32 @@ public enum FileSystem {
         return try readAll(fd, limit: limit, path: path)
     }
 
-    /// Reads `fd` to its end, at most `limit` bytes.
+    /// Reads `fd` to its end, at most `limit` bytes: straight into one buffer sized from
+    /// `fstat` (a regular file is read without a copy or a reallocation), grown if it was not.
     public static func readAll(_ fd: Int32, limit: Int, path: String) throws(SystemError) -> [UInt8] {
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 16384)
+        var st = stat()
+        let size = fstat(fd, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG ? Int(st.st_size) : 0
+        // One byte more than the size, so that the end of the file is seen without growing.
+        var bytes = [UInt8](repeating: 0, count: min(max(size + 1, 16384), limit + 1))
+        var total = 0
         while true {
-            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if total == bytes.count {
+                guard total <= limit else {
+                    throw SystemError(step: "read (larger than \(limit) bytes)", path: path, errno: EFBIG)
+                }
+                bytes.append(contentsOf: repeatElement(0, count: min(total, limit + 1 - total)))
+            }
+            let n = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + total, $0.count - total) }
             if n < 0 {
                 if errno == EINTR { continue }
                 throw SystemError(step: "read", path: path, errno: errno)
             }
-            if n == 0 { return bytes }
-            guard bytes.count + n <= limit else {
-                throw SystemError(step: "read (larger than \(limit) bytes)", path: path, errno: EFBIG)
-            }
-            bytes.append(contentsOf: chunk[0..<n])
+            if n == 0 { break }
+            total += n
         }
+        guard total <= limit else { throw SystemError(step: "read (larger than \(limit) bytes)", path: path, errno: EFBIG) }
+        bytes.removeSubrange(total...)
+        return bytes
     }
 
     /// Writes all of `bytes` to `fd`.
