@@ -174,13 +174,13 @@ struct AcceptNodeSandboxTests {
             "FAIL: Apache configuration \(httpd) does not parse: AH00526: Syntax error on line \(line) of \(httpd): "), "\(result.stdout)")
         #expect(result.failures.first?.hasSuffix(": correct it, then test it with /usr/sbin/apache2 -t -f \(httpd)") == true)
 
-        // Parses, but routes nothing of this node.
+        // Parses, but routes nothing of this node. Its two files: itself and the router's workers.conf.
         try TestFiles.write(httpd, generated.replacingOccurrences(of: node.mapDirectory + "/routes.txt", with: node.root + "/other-routes.txt"))
         try TestFiles.write(node.root + "/other-routes.txt", "")
         result = try node.accept(["--httpd-config", httpd])
         #expect(result.status == 1)
         #expect(result.failures.count == 1 && result.failures[0].hasPrefix(
-            "FAIL: Apache configuration \(httpd) parses but does not route gears: none of its 1 file(s) reads \(node.mapDirectory)/routes.txt: "),
+            "FAIL: Apache configuration \(httpd) parses but does not route gears: none of its 2 file(s) reads \(node.mapDirectory)/routes.txt: "),
             "\(result.stdout)")
     }
 
