@@ -99,7 +99,9 @@ struct GearRecords: Sendable {
         } catch {
             throw GearsError(error)
         }
-        chmod(directory, 0o700)
+        // Checked on every operation, changed only when it differs (a chmod is a journal entry).
+        var st = stat()
+        if stat(directory, &st) != 0 || st.st_mode & 0o7777 != 0o700 { chmod(directory, 0o700) }
     }
 
     /// Whether `uuid` has a record (in any state: a half-created or half-destroyed gear has one).
@@ -135,11 +137,16 @@ struct GearRecords: Sendable {
         }
     }
 
-    /// Removes the record, then its uid marker (and what killed writes of it left).
+    /// Removes the record, then its uid marker and what killed writes of it left (the temporary
+    /// files of `FileSystem.writeAtomically`), in one listing of the directory.
     func remove(_ uuid: String) throws(GearsError) {
         guard unlink(path(uuid)) == 0 || errno == ENOENT else { throw .io(step: "unlink", path: path(uuid), errno: errno) }
-        FileSystem.removeTemporaries(of: path(uuid))
-        for name in FileSystem.entries(directory) ?? [] where name.hasPrefix(uuid + ".uid-") { unlink(directory + "/" + name) }
+        let temporary = "." + uuid + ".json.tmp-", marker = uuid + ".uid-"
+        var markers: [String] = []
+        for name in FileSystem.entries(directory) ?? [] {
+            if name.hasPrefix(temporary) { unlink(directory + "/" + name) } else if name.hasPrefix(marker) { markers.append(name) }
+        }
+        for name in markers { unlink(directory + "/" + name) }
     }
 
     /// Every record, sorted by uuid (unreadable ones skipped).

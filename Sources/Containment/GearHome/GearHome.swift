@@ -81,8 +81,7 @@ public final class GearHome: @unchecked Sendable {
         defer { close(basefd) }
         guard mkdirat(basefd, name, 0o700) == 0 else { throw .system(step: "mkdir", target: base + "/" + name, errno: errno) }
         let home = try open(base: base, name: name, ownership: ownership)
-        try home.setOwner("", .root)
-        try home.setMode("", 0o750)
+        try home.own(home.fd, relativeTo: home.fd, ".", owner: .root, mode: 0o750, display: home.path)
         return home
     }
 
@@ -196,17 +195,50 @@ public final class GearHome: @unchecked Sendable {
     // MARK: Changing
 
     /// Creates a directory (an existing directory is accepted), then gives it `owner` and `mode`.
+    ///
+    /// The parent is resolved once; the directory is then opened (never through a link) and owned
+    /// and moded through that descriptor, so both act on the very directory that is there. A new
+    /// directory is made with its mode (root's until it is given to its owner) and changed only
+    /// where that differs (the umask, a set-group-id parent): every change is a journal entry.
     public func makeDirectory(_ relative: String, mode: mode_t, owner: Owner) throws(ContainmentError) {
-        try withParent(relative) { (parentfd, name) throws(ContainmentError) in
-            if mkdirat(parentfd, name, 0o700) != 0 {
-                var st = stat()
-                guard errno == EEXIST, fstatat(parentfd, name, &st, cl_at_symlink_nofollow()) == 0, (st.st_mode & S_IFMT) == S_IFDIR else {
-                    throw .system(step: "mkdir", target: display(relative), errno: errno == 0 ? EEXIST : errno)
-                }
+        let done = try withParent(relative) { (parentfd, name) throws(ContainmentError) -> Bool in
+            if mkdirat(parentfd, name, mode) != 0 && errno != EEXIST {
+                throw .system(step: "mkdir", target: display(relative), errno: errno)
             }
+            let dirfd = openat(parentfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            guard dirfd >= 0 else {
+                // An existing directory we may not read (not root: the sandbox) is owned and moded by path below.
+                if errno == EACCES { return false }
+                // Something else than a directory (a file, a link) is there.
+                throw .system(step: "mkdir", target: display(relative), errno: errno == ENOTDIR || errno == ELOOP ? EEXIST : errno)
+            }
+            defer { close(dirfd) }
+            try own(dirfd, relativeTo: parentfd, name, owner: owner, mode: mode, display: display(relative))
+            return true
         }
-        try setOwner(relative, owner)
-        try setMode(relative, mode)
+        if !done {
+            try setOwner(relative, owner)
+            try setMode(relative, mode)
+        }
+    }
+
+    /// Gives the directory or new file open at `fd` (`name` in `parentfd`) `owner` (and its label)
+    /// and exactly `mode`, changing only what differs.
+    private func own(_ fd: Int32, relativeTo parentfd: Int32, _ name: String, owner: Owner, mode: mode_t,
+                     display: String) throws(ContainmentError) {
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw .system(step: "fstat", target: display, errno: errno) }
+        if let (uid, gid) = ids(owner) {
+            if st.st_uid != uid || st.st_gid != gid {
+                guard fchown(fd, uid, gid) == 0 else { throw .system(step: "lchown", target: display, errno: errno) }
+                // What the change of owner cleared (set-id bits, not on directories) is read again.
+                guard fstat(fd, &st) == 0 else { throw .system(step: "fstat", target: display, errno: errno) }
+            }
+            try label(parentfd, name)
+        }
+        if st.st_mode & 0o7777 != mode {
+            guard fchmod(fd, mode) == 0 else { throw .system(step: "chmod", target: display, errno: errno) }
+        }
     }
 
     /// Replaces a file atomically (a temporary file beside it, renamed over it), created with
@@ -241,7 +273,6 @@ public final class GearHome: @unchecked Sendable {
                               owner: Owner) throws(ContainmentError) {
         let dirfd = try openBeneath(directory, O_RDONLY | O_DIRECTORY)
         defer { close(dirfd) }
-        let ids = ids(owner)
         for (name, text) in files {
             let shown = display(directory + "/" + name)
             guard !name.isEmpty, !name.contains("/"), name != ".", name != ".." else {
@@ -250,10 +281,9 @@ public final class GearHome: @unchecked Sendable {
             let file = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
             guard file >= 0 else { throw .system(step: "create", target: shown, errno: errno) }
             defer { close(file) }
+            // Owned (and moded, where the umask changed it) before anything is written.
+            try own(file, relativeTo: dirfd, name, owner: owner, mode: mode, display: shown)
             do { try FileSystem.writeAll(file, Array(text.utf8), path: shown) } catch { throw ContainmentError(error) }
-            guard fchmod(file, mode) == 0 else { throw .system(step: "fchmod", target: shown, errno: errno) }
-            if let (uid, gid) = ids { guard fchown(file, uid, gid) == 0 else { throw .system(step: "fchown", target: shown, errno: errno) } }
-            try label(dirfd, name)
         }
     }
 
