@@ -125,6 +125,8 @@ public struct GearCgroup: Sendable, Equatable {
     /// Kills every process of the gear, including ones forked while killing (the freezer on
     /// v1, `cgroup.kill` on v2 when the kernel has it), and waits until none is left.
     public func killAll(timeoutSeconds: Double = 10) throws(ContainmentError) {
+        // Nothing in it (a gear with nothing running, the usual destroy): nothing to freeze either.
+        if processes().isEmpty { return }
         let deadline = monotonicSeconds() + timeoutSeconds
         var freezer: String?
         if case .v1(let controllers) = hierarchy, let root = controllers["freezer"] {
@@ -147,11 +149,23 @@ public struct GearCgroup: Sendable, Equatable {
     }
 
     /// Kills everything in the cgroup and removes it. Removing a missing cgroup is fine.
+    ///
+    /// The kernel refuses to remove a cgroup that still has a process (EBUSY), so an empty one
+    /// (the gear's processes already killed, as a destroy does first) is removed at once, and the
+    /// killing (freezer, every `cgroup.procs` read) happens only when one is busy.
     public func destroy() throws(ContainmentError) {
+        if removeDirectories() == nil { return }
         try killAll()
+        if let (directory, code) = removeDirectories() { throw .system(step: "rmdir", target: directory, errno: code) }
+    }
+
+    /// Removes every directory that can be; the first failure (with its errno), nil when none is left.
+    private func removeDirectories() -> (String, Int32)? {
+        var failure: (String, Int32)?
         for directory in directories where rmdir(directory) != 0 && errno != ENOENT {
-            throw .system(step: "rmdir", target: directory, errno: errno)
+            if failure == nil { failure = (directory, errno) }
         }
+        return failure
     }
 
     public var exists: Bool { directories.contains { access($0, F_OK) == 0 } }
@@ -172,7 +186,9 @@ public struct GearCgroup: Sendable, Equatable {
         try writeIfPresent(current + "/cgroup.subtree_control", "+cpu +memory +pids")
     }
 
+    /// `mkdir -p`, trying the directory itself first: its parents exist but for the node's first gear.
     private func makeDirectories(_ directory: String) throws(ContainmentError) {
+        if mkdir(directory, 0o755) == 0 || errno == EEXIST { return }
         do { try FileSystem.makeDirectories(directory) } catch { throw ContainmentError(error) }
     }
 
