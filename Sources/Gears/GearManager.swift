@@ -89,12 +89,19 @@ public final class GearManager: Sendable, CartridgeUsage {
                                         gearName: request.gearName, namespace: request.namespace, state: .creating)
                 try records.write(record)
                 try fail("gear.create.journaled", request.uuid)
-                try containing { () throws(ContainmentError) in try plugin.create(identity(of: record)) }
+                let gear = self.gear(from: record)
+                do throws(GearsError) {
+                    try containing { () throws(ContainmentError) in
+                        try plugin.create(gear.identity) { (home: GearHome) throws(ContainmentError) in try layOut(gear, in: home) }
+                    }
+                } catch {
+                    try? removeEverything(of: record)
+                    throw error
+                }
                 return record
             }
             let gear = self.gear(from: record)
             do throws(GearsError) {
-                try initializeHome(gear)
                 try routing { () throws(FrontendError) in
                     try frontend?.create(uuid: gear.uuid, appUUID: gear.appUUID, gearName: gear.gearName, namespace: gear.namespace)
                 }
@@ -146,24 +153,22 @@ public final class GearManager: Sendable, CartridgeUsage {
     }
 
     /// The home layout of the reference: owners, modes and the gear's environment. The home and
-    /// `.env` (with `user_vars`) are root's, the gear's group may read them.
-    private func initializeHome(_ gear: Gear) throws(GearsError) {
-        let home = try self.home(gear)
-        try containing { () throws(ContainmentError) in
-            try home.makeDirectory(".env", mode: 0o750, owner: .root)
-            try home.makeDirectory(".env/user_vars", mode: 0o750, owner: .root)
-            try home.makeDirectory(".ssh", mode: 0o750, owner: .root)
-            try home.makeDirectory(".tmp", mode: 0o750, owner: .gear)
-            try home.makeDirectory(".sandbox", mode: 0o750, owner: .gear)
-            try home.makeDirectory(".gem", mode: 0o750, owner: .gear)
-            try home.makeDirectory("app-root", mode: 0o750, owner: .root)
-            for relative in ["app-root/data", "app-root/logs", "app-root/runtime", "app-root/runtime/repo",
-                             "app-root/runtime/dependencies", "app-root/runtime/build-dependencies", "app-deployments"] {
-                try home.makeDirectory(relative, mode: 0o750, owner: .gear)
-            }
-            for name in ["repo", "dependencies", "build-dependencies"] { try home.symlink("runtime/" + name, at: "app-root/" + name) }
-            try home.symlink("../data", at: "app-root/runtime/data")
+    /// `.env` (with `user_vars`) are root's, the gear's group may read them. Run by the plugin on
+    /// the new home, possibly while the account is being made: it uses only the gear's ids.
+    private func layOut(_ gear: Gear, in home: GearHome) throws(ContainmentError) {
+        try home.makeDirectory(".env", mode: 0o750, owner: .root)
+        try home.makeDirectory(".env/user_vars", mode: 0o750, owner: .root)
+        try home.makeDirectory(".ssh", mode: 0o750, owner: .root)
+        try home.makeDirectory(".tmp", mode: 0o750, owner: .gear)
+        try home.makeDirectory(".sandbox", mode: 0o750, owner: .gear)
+        try home.makeDirectory(".gem", mode: 0o750, owner: .gear)
+        try home.makeDirectory("app-root", mode: 0o750, owner: .root)
+        for relative in ["app-root/data", "app-root/logs", "app-root/runtime", "app-root/runtime/repo",
+                         "app-root/runtime/dependencies", "app-root/runtime/build-dependencies", "app-deployments"] {
+            try home.makeDirectory(relative, mode: 0o750, owner: .gear)
         }
+        for name in ["repo", "dependencies", "build-dependencies"] { try home.symlink("runtime/" + name, at: "app-root/" + name) }
+        try home.symlink("../data", at: "app-root/runtime/data")
         let domain = configuration.string("CLOUD_DOMAIN")
         let memory = (ResourceLimitsCache.shared.cgroupLimits.memoryBytes ?? 536_870_912) / (1024 * 1024)
         let path = gear.home
@@ -181,10 +186,8 @@ public final class GearManager: Sendable, CartridgeUsage {
             "GEM_HOME": path + "/.gem", "OPENSHIFT_TMP_DIR": "/tmp/", "TMP_DIR": "/tmp/", "TMPDIR": "/tmp/", "TMP": "/tmp/",
             "OPENSHIFT_GEAR_MEMORY_MB": "\(memory)",
         ]
-        try containing { () throws(ContainmentError) in
-            try home.writeNewFiles(in: ".env", variables.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }, mode: 0o644, owner: .root)
-            try home.writeNewFiles(in: "app-root/runtime", [(".state", GearState.new.rawValue + "\n")], mode: 0o660, owner: .gear)
-        }
+        try home.writeNewFiles(in: ".env", variables.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }, mode: 0o644, owner: .root)
+        try home.writeNewFiles(in: "app-root/runtime", [(".state", GearState.new.rawValue + "\n")], mode: 0o660, owner: .gear)
     }
 
     // MARK: Lookup
@@ -243,7 +246,7 @@ public final class GearManager: Sendable, CartridgeUsage {
             }
             var output = ""
             if record.state == .created && !skipHooks {
-                let gear = gear(from: record)
+                let gear = self.gear(from: record)
                 for cartridge in cartridges(of: gear, record: record) where hookExists(gear, cartridge, "teardown") {
                     if let result = try? runHook(gear, cartridge: cartridge, [cartridge.directory + "/bin/teardown"]) {
                         output += result.stdout

@@ -49,9 +49,11 @@ public protocol ContainerPlugin: Sendable {
     /// Whether `uid` may be given to a new gear (not used by another account of the host).
     func isFree(uid: UInt32) -> Bool
 
-    /// Creates the account, the home directory (empty, owned as the reference says) and the
-    /// cgroup. Fails atomically: on error nothing of it is left.
-    func create(_ gear: GearIdentity) throws(ContainmentError)
+    /// Creates the account, the home directory (owned as the reference says) and the cgroup, and
+    /// runs `layout` on the new home (what the node puts in every gear's home). Fails atomically:
+    /// on error, `layout`'s included, nothing of it is left. `layout` may run while the account is
+    /// still being made: it must need only the gear's ids, never the account.
+    func create(_ gear: GearIdentity, layout: (GearHome) throws(ContainmentError) -> Void) throws(ContainmentError)
 
     /// Kills every process of the gear and removes whatever of account, group, cgroup, quota
     /// and home exists (a half-created gear included). Idempotent.
@@ -69,6 +71,13 @@ public protocol ContainerPlugin: Sendable {
 
     /// Whether the gear's account exists on the host (always true in the sandbox once created).
     func exists(_ gear: GearIdentity) -> Bool
+}
+
+extension ContainerPlugin {
+    /// Creates the gear with an empty home.
+    public func create(_ gear: GearIdentity) throws(ContainmentError) {
+        try create(gear) { (_: GearHome) throws(ContainmentError) in }
+    }
 }
 
 /// The uids a plugin allocates from, or the error that says why the configuration has none.

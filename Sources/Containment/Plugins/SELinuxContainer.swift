@@ -48,15 +48,24 @@ public struct SELinuxContainer: ContainerPlugin {
         GearHome.Ownership(uid: gear.uid, gid: gear.gid, label: gear.mcsLabel, enforced: true)
     }
 
-    public func create(_ gear: GearIdentity) throws(ContainmentError) {
+    /// The account tools (`groupadd`, `useradd`: most of a create's time, spent in their fsyncs)
+    /// run at once on this thread, while the home, its layout and the cgroup are made on another:
+    /// those need only the gear's ids, which the node has claimed (its record) and checked free.
+    /// The quota names the user, so it comes once the account exists. Whatever fails, both halves
+    /// have ended before the rollback removes what either made.
+    public func create(_ gear: GearIdentity, layout: (GearHome) throws(ContainmentError) -> Void) throws(ContainmentError) {
         do {
-            try UnixAccounts.addGroup(name: gear.uuid, gid: gear.gid)
-            try UnixAccounts.addUser(
-                name: gear.uuid, uid: gear.uid, gid: gear.gid, home: gear.home, shell: configuration.string("GEAR_SHELL"),
-                gecos: configuration.string("GEAR_GECOS"), supplementaryGroups: configuration.list("GEAR_SUPPLEMENTARY_GROUPS"),
-                disablePasswordAging: configuration.boolean("DISABLE_PASSWORD_AGING"))
-            _ = try GearHome.create(base: gearBaseDir, name: gear.uuid, ownership: ownership(gear))
-            if let cgroup = try cgroup(gear) { try cgroup.create(limits: limits.cgroupLimits, member: gear.uid) }
+            try concurrently(beside: { () throws(ContainmentError) in
+                let home = try GearHome.create(base: gearBaseDir, name: gear.uuid, ownership: ownership(gear))
+                if let cgroup = try cgroup(gear) { try cgroup.create(limits: limits.cgroupLimits, member: gear.uid) }
+                try layout(home)
+            }) { () throws(ContainmentError) in
+                try UnixAccounts.addGroup(name: gear.uuid, gid: gear.gid)
+                try UnixAccounts.addUser(
+                    name: gear.uuid, uid: gear.uid, gid: gear.gid, home: gear.home, shell: configuration.string("GEAR_SHELL"),
+                    gecos: configuration.string("GEAR_GECOS"), supplementaryGroups: configuration.list("GEAR_SUPPLEMENTARY_GROUPS"),
+                    disablePasswordAging: configuration.boolean("DISABLE_PASSWORD_AGING"))
+            }
             try quota.set(user: gear.uuid, blocks: limits.integer("quota_blocks") ?? 1_048_576,
                           inodes: limits.integer("quota_files") ?? 80_000)
             try FailPoint.hit("container.create.end", gear.uuid)
@@ -75,14 +84,18 @@ public struct SELinuxContainer: ContainerPlugin {
     /// state: account tools still running for it (a killed create's `useradd`, which goes on and
     /// would add the account after the cleanup) are waited for when the account is not there yet,
     /// processes killed, the account and group removed only when they carry the gear's ids.
+    ///
+    /// The home is removed (on another thread) while `userdel` runs; the cgroup only once the
+    /// account is gone, so it still catches a login that came in before the account went.
     public func destroy(_ gear: GearIdentity) throws(ContainmentError) {
         if UnixAccounts.user(named: gear.uuid) == nil { UnixAccounts.waitForAccountTools(of: gear.uuid) }
         try killProcesses(gear)
-        if let account = UnixAccounts.user(named: gear.uuid), account.uid == gear.uid {
-            try UnixAccounts.deleteUser(name: gear.uuid)
+        try concurrently(beside: { () throws(ContainmentError) in try removeHome(gear) }) { () throws(ContainmentError) in
+            if let account = UnixAccounts.user(named: gear.uuid), account.uid == gear.uid {
+                try UnixAccounts.deleteUser(name: gear.uuid)
+            }
+            if UnixAccounts.groupID(named: gear.uuid) == gear.gid { try UnixAccounts.deleteGroup(name: gear.uuid) }
         }
-        if UnixAccounts.groupID(named: gear.uuid) == gear.gid { try UnixAccounts.deleteGroup(name: gear.uuid) }
-        try removeHome(gear)
         try cgroup(gear)?.destroy()
         try quota.clear(uid: gear.uid)
     }

@@ -34,9 +34,10 @@ public struct SandboxContainer: ContainerPlugin {
         GearHome.Ownership(uid: gear.uid, gid: gear.gid, label: gear.mcsLabel, enforced: false)
     }
 
-    public func create(_ gear: GearIdentity) throws(ContainmentError) {
-        _ = try GearHome.create(base: gearBaseDir, name: gear.uuid, ownership: ownership(gear))
+    public func create(_ gear: GearIdentity, layout: (GearHome) throws(ContainmentError) -> Void) throws(ContainmentError) {
+        let home = try GearHome.create(base: gearBaseDir, name: gear.uuid, ownership: ownership(gear))
         do {
+            try layout(home)
             try FailPoint.hit("container.create.end", gear.uuid)
         } catch {
             try? destroy(gear)
