@@ -13,6 +13,11 @@ import Glibc
 /// `node-bench gears --count N` (root for node mode; `--sandbox` without root): create and
 /// destroy times for empty gears, configure+start of mock, parallel creates per second, and this
 /// process's memory with N gears on the node.
+///
+/// In node mode each create and destroy is paired with its floor, measured in the same run and
+/// interleaved with it (the order alternating from one gear to the next): `groupadd` + `useradd`
+/// with the plugin's options for an account like the gear's, and `userdel` of it, spawned and
+/// waited for directly. The ratio is what the node adds above the account tools.
 struct GearsBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gears", abstract: "Create, configure and destroy gears; report medians, p99 and throughput.")
@@ -20,6 +25,7 @@ struct GearsBench: ParsableCommand {
     @Option(help: "How many gears.") var count = 100
     @Option(help: "Parallel workers for the parallel phase.") var parallel = 8
     @Flag(help: "Use the sandbox plugin (no root needed).") var sandbox = false
+    @Flag(help: "Only create and destroy (with their floor): no configure, parallel or memory figures.") var createDestroyOnly = false
 
     func run() throws {
         let work = TestFiles.temporaryDirectory("gears-bench")
@@ -45,16 +51,50 @@ struct GearsBench: ParsableCommand {
 
         var creates: [Double] = []
         var destroys: [Double] = []
+        var addFloor: [Double] = []
+        var removeFloor: [Double] = []
+        let tools = sandbox ? nil : AccountTools(configuration: configuration, homeBase: gearBase)
+        defer { tools?.removeLeftovers() }
         var uuids: [String] = []
         for i in 0..<count {
             let uuid = "bench\(i)"
-            creates.append(seconds(try clock.measure { try manager.create(GearCreateRequest(uuid: uuid)) }))
+            let create = { creates.append(seconds(try clock.measure { try manager.create(GearCreateRequest(uuid: uuid)) })) }
+            if let tools {
+                if i % 2 == 0 { try create() }
+                addFloor.append(try tools.add(i))
+                if i % 2 == 1 { try create() }
+            } else {
+                try create()
+            }
             uuids.append(uuid)
         }
         let rss = residentKilobytes()
-        for uuid in uuids { destroys.append(seconds(try clock.measure { try manager.destroy(uuid) })) }
+        for (i, uuid) in uuids.enumerated() {
+            let destroy = { destroys.append(seconds(try clock.measure { try manager.destroy(uuid) })) }
+            if let tools {
+                if i % 2 == 1 { try destroy() }
+                removeFloor.append(try tools.remove(i))
+                if i % 2 == 0 { try destroy() }
+            } else {
+                try destroy()
+            }
+        }
         report("create (empty gear)", creates)
+        if tools != nil {
+            report("  groupadd+useradd", addFloor)
+            print(pad("  create / floor", 24) + "\(ratio(median(creates), median(addFloor))) (medians), "
+                  + "\(ratio(percentile99(creates), percentile99(addFloor))) (p99), "
+                  + "\(ratio(median(zip(creates, addFloor).map { $0 / $1 }), 1)) (median of pairs)")
+        }
         report("destroy (empty gear)", destroys)
+        if tools != nil {
+            report("  userdel", removeFloor)
+            print(pad("  destroy / floor", 24) + "\(ratio(median(destroys), median(removeFloor))) (medians), "
+                  + "\(ratio(percentile99(destroys), percentile99(removeFloor))) (p99), "
+                  + "\(ratio(median(zip(destroys, removeFloor).map { $0 / $1 }), 1)) (median of pairs)")
+        }
+
+        if createDestroyOnly { return }
 
         var configureStart: [Double] = []
         for i in 0..<min(count, 20) {
@@ -82,10 +122,25 @@ struct GearsBench: ParsableCommand {
         print(pad("memory", 24) + "\(format1(Double(rss) / 1024)) MB resident with \(count) gears created (this process)")
     }
 
+    func validate() throws {
+        if !sandbox && count > AccountTools.maxCount {
+            throw ValidationError("node mode measures the account tools beside the gears: --count \(AccountTools.maxCount) at most")
+        }
+    }
+
     func report(_ label: String, _ values: [Double]) {
+        print(pad(label, 24) + "median \(format(median(values)))  p99 \(format(percentile99(values)))  (n=\(values.count))")
+    }
+
+    func percentile99(_ values: [Double]) -> Double {
         let sorted = values.sorted()
-        let p99 = sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int((Double(sorted.count) * 0.99).rounded(.up)) - 1)]
-        print(pad(label, 24) + "median \(format(median(values)))  p99 \(format(p99))  (n=\(values.count))")
+        return sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int((Double(sorted.count) * 0.99).rounded(.up)) - 1)]
+    }
+
+    func ratio(_ value: Double, _ floor: Double) -> String {
+        guard floor > 0 else { return "-" }
+        let hundredths = Int((value / floor * 100).rounded())
+        return "\(hundredths / 100).\(hundredths % 100 < 10 ? "0" : "")\(hundredths % 100)x"
     }
 
     func parallelRun(count: Int, workers: Int, _ body: @escaping @Sendable (Int) -> Bool) -> Int {
@@ -114,6 +169,69 @@ struct GearsBench: ParsableCommand {
 
     func leftoverAccounts() -> Int {
         (TestFiles.read("/etc/passwd") ?? "").split(separator: "\n").filter { $0.hasPrefix("bench") }.count
+    }
+}
+
+/// The floor of a gear create and destroy: the account tools alone, with the options
+/// `UnixAccounts` gives them, for accounts `benchfloor<i>` (uid and gid 49999 - i, the top of the
+/// bench's uid range, far from the gears' lowest free uids; home under the gears' base, not made).
+/// Each tool is spawned and waited for directly, its output discarded: nothing but its own cost.
+struct AccountTools {
+    static let maxCount = 1500
+    let configuration: NodeConfiguration
+    let homeBase: String
+
+    func name(_ i: Int) -> String { "benchfloor\(i)" }
+    func id(_ i: Int) -> UInt32 { UInt32(49_999 - i) }
+
+    /// `groupadd` then `useradd`, in seconds.
+    func add(_ i: Int) throws -> Double {
+        let (name, id) = (name(i), id(i))
+        guard !UnixAccounts.uidExists(id), !UnixAccounts.gidExists(id) else { throw ValidationError("uid or gid \(id) is taken: the floor needs it") }
+        var useradd = ["/usr/sbin/useradd", "-u", "\(id)", "-g", "\(id)", "-d", homeBase + "/" + name,
+                       "-s", configuration.string("GEAR_SHELL"), "-c", configuration.string("GEAR_GECOS"), "-M", "-N"]
+        if configuration.boolean("DISABLE_PASSWORD_AGING") {
+            useradd += ["-K", "PASS_MAX_DAYS=-1", "-K", "PASS_MIN_DAYS=-1", "-K", "PASS_WARN_AGE=-1"]
+        }
+        let groups = configuration.list("GEAR_SUPPLEMENTARY_GROUPS")
+        if !groups.isEmpty { useradd += ["-G", groups.joined(separator: ",")] }
+        let clock = ContinuousClock()
+        return seconds(try clock.measure {
+            try run(["/usr/sbin/groupadd", "-g", "\(id)", name])
+            try run(useradd + [name])
+        })
+    }
+
+    /// `userdel -f` (and `groupdel` when the group outlives it, as the plugin does), in seconds.
+    func remove(_ i: Int) throws -> Double {
+        let name = name(i)
+        let clock = ContinuousClock()
+        return seconds(try clock.measure {
+            try run(["/usr/sbin/userdel", "-f", name])
+            if UnixAccounts.groupExists(named: name) { try run(["/usr/sbin/groupdel", name]) }
+        })
+    }
+
+    /// What a run stopped half way left.
+    func removeLeftovers() {
+        for i in 0..<Self.maxCount where UnixAccounts.user(named: name(i)) != nil || UnixAccounts.groupExists(named: name(i)) {
+            try? run(["/usr/sbin/userdel", "-f", name(i)])
+            if UnixAccounts.groupExists(named: name(i)) { try? run(["/usr/sbin/groupdel", name(i)]) }
+        }
+    }
+
+    func run(_ argv: [String]) throws {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        let (pid, rc) = Spawner.spawn(argv, environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C"], actions: &actions)
+        guard rc == 0 else { throw ValidationError("\(argv[0]): \(String(cString: strerror(rc)))") }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        guard status == 0 else { throw ValidationError("\(argv.joined(separator: " ")) failed (wait status \(status))") }
     }
 }
 
