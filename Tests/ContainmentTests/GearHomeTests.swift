@@ -39,6 +39,13 @@ struct GearHomeTests {
         #expect(throws: ContainmentError.self) { try home.setOwner("cart/env/secret", .gear) }
         #expect(throws: ContainmentError.self) { try home.setMode("cart/env/secret", 0o777) }
         #expect(throws: ContainmentError.self) { try home.makeDirectory("cart/env/sub", mode: 0o755, owner: .gear) }
+        // A link planted where a directory is to be made (the last component) is neither
+        // followed nor given the directory's owner or mode.
+        var before = stat()
+        #expect(stat(outside, &before) == 0)
+        #expect(throws: ContainmentError.self) { try home.makeDirectory("cart/env", mode: 0o700, owner: .gear) }
+        var after = stat()
+        #expect(stat(outside, &after) == 0 && after.st_mode == before.st_mode && after.st_uid == before.st_uid)
         try home.remove("cart")
         #expect(TestFiles.read(outside + "/secret") == "outside\n", "the link was removed, not what it points at")
         #expect(!home.exists("cart"))
