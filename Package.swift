@@ -19,8 +19,6 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
-        // 5.x: Yams 6 rejects duplicate mapping keys, but manifests rely on "last key wins".
-        .package(url: "https://github.com/jpsim/Yams.git", exact: "5.0.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
         .package(url: "https://github.com/apple/swift-async-algorithms.git", from: "1.0.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.80.0"),
@@ -30,6 +28,9 @@ let package = Package(
         .target(name: "NodeConfig", dependencies: ["CLinux"]),
         .target(name: "CLinux"),
         .systemLibrary(name: "CSELinux", pkgConfig: "libselinux", providers: [.apt(["libselinux1-dev"])]),
+        // libyaml, the parser the original's Psych used: Cartridges composes manifests from its
+        // events itself (YAMLLimits.swift), so no Foundation-based YAML library is linked.
+        .systemLibrary(name: "CLibYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
         .target(
             name: "Containment",
             dependencies: ["NodeConfig", "CLinux", "CSELinux", .product(name: "Logging", package: "swift-log")]
@@ -46,13 +47,10 @@ let package = Package(
         // The gear's login shell (GEAR_SHELL), run by sshd as the gear: C and static for the same
         // reason, so that no loader or NSS module runs before it has cleaned its environment.
         .executableTarget(name: "oo-trap-user", linkerSettings: [.unsafeFlags(["-static-executable"])]),
-        // Cartridges also imports CYaml, the libyaml target inside the Yams product, to walk the
-        // event stream within limits before Yams composes a tree (YAMLLimits.swift).
         .target(
             name: "Cartridges",
             dependencies: [
-                "NodeConfig", "CLinux",
-                .product(name: "Yams", package: "Yams"),
+                "NodeConfig", "CLinux", "CLibYAML",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

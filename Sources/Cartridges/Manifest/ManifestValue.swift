@@ -1,5 +1,3 @@
-import Yams
-
 /// A YAML value from a manifest, with every scalar kept as the text that was written.
 ///
 /// Converting scalars to numbers is what turned `1.10` into `1.1` in the original; here the
@@ -12,34 +10,15 @@ public indirect enum ManifestValue: Sendable, Equatable {
     case map(ManifestMap)
 
     /// Parses YAML text; an empty document is an empty map. Every YAML the node reads comes
-    /// through here, so the limits of `YAMLLimits` are checked here, before Yams builds a tree.
+    /// through here, within the limits of `YAMLLimits`, checked as the text is read. Throws
+    /// `YAMLLimitError` or `YAMLSyntaxError`.
     public static func parse(yaml: String) throws -> ManifestValue {
-        try YAMLLimits.check(yaml)
-        guard let node = try Yams.compose(yaml: yaml) else { return .map(ManifestMap()) }
-        return try ManifestValue(node, depth: 0)
-    }
-
-    private init(_ node: Node, depth: Int) throws {
-        // Also checked, with aliases and a line number, by `YAMLLimits.check`.
-        guard depth < YAMLLimits.maximumDepth else { throw ManifestValueError("nesting deeper than 64 levels") }
-        switch node {
-        case .scalar(let scalar):
-            if scalar.style == .plain || scalar.style == .any, node.null != nil {
-                self = .null
-            } else {
-                self = .scalar(scalar.string, quoted: scalar.style != .plain && scalar.style != .any)
-            }
-        case .sequence(let sequence):
-            self = .list(try sequence.map { try ManifestValue($0, depth: depth + 1) })
-        case .mapping(let mapping):
-            var map = ManifestMap()
-            for (key, value) in mapping {
-                guard case .scalar(let keyScalar) = key else {
-                    throw ManifestValueError("a mapping key is not a scalar")
-                }
-                map[keyScalar.string] = try ManifestValue(value, depth: depth + 1)
-            }
-            self = .map(map)
+        do {
+            return try YAMLReader.read(yaml, building: true) ?? .map(ManifestMap())
+        } catch .limit(let error) {
+            throw error
+        } catch .syntax(let error) {
+            throw error
         }
     }
 
@@ -83,11 +62,6 @@ public indirect enum ManifestValue: Sendable, Equatable {
         default: return nil
         }
     }
-}
-
-struct ManifestValueError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
 }
 
 /// An ordered string-keyed map; assigning an existing key replaces its value in place.

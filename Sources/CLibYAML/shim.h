@@ -1,0 +1,2 @@
+// libyaml (Debian: libyaml-dev), for the Cartridges module's YAML reader.
+#include <yaml.h>
