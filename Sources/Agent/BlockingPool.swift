@@ -1,4 +1,9 @@
-import Foundation
+import Dispatch
+import NodeConfig
+
+#if canImport(Glibc)
+import Glibc
+#endif
 import Synchronization
 
 /// A fixed set of threads for the blocking work of actions (hooks, useradd, file trees).
@@ -20,9 +25,7 @@ public final class BlockingPool: Sendable {
     public init(size: Int, name: String = "agent") {
         self.size = max(1, size)
         for index in 0..<self.size {
-            let thread = Thread { [self] in self.work() }
-            thread.name = "\(name)-\(index)"
-            thread.start()
+            Threads.detach(name: "\(name)-\(index)") { [self] in self.work() }
         }
     }
 

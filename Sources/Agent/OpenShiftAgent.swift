@@ -1,5 +1,9 @@
 import Containment
-import Foundation
+import FoundationEssentials
+
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import NodeConfig
 

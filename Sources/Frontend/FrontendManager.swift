@@ -1,4 +1,8 @@
-import Foundation
+import FoundationEssentials
+
+#if canImport(Glibc)
+import Glibc
+#endif
 import NodeConfig
 
 /// The frontend model: each gear's routes as one JSON document (`<state dir>/<uuid>.json`,

@@ -1,4 +1,9 @@
-import Foundation
+import FoundationEssentials
+import NodeConfig
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A certificate chain and key for one alias, checked the way the original did (key readable
 /// with its passphrase, chain parseable, first certificate matching the key) plus what it
@@ -66,17 +71,9 @@ public struct SSLCertificate: Sendable, Equatable {
 
     /// stdout of `openssl <arguments>`, nil when it fails.
     static func openssl(_ arguments: [String]) -> String? {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        process.arguments = arguments
-        process.environment = ["PATH": "/usr/bin:/bin"]
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        process.standardInput = FileHandle.nullDevice
-        do { try process.run() } catch { return nil }
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return process.terminationStatus == 0 ? String(decoding: data, as: UTF8.self) : nil
+        guard let result = try? Spawner.run(["/usr/bin/openssl"] + arguments, environment: ["PATH": "/usr/bin:/bin"],
+                                            timeoutSeconds: 60),
+              result.status == 0, !result.truncated else { return nil }
+        return result.stdout
     }
 }

@@ -24,7 +24,7 @@ extension GearManager {
     /// Writes (or with nil, removes) the broker auth iv and token.
     public func setBrokerAuth(_ uuid: String, iv: String?, token: String?) throws(GearsError) {
         for (field, value) in [("broker auth iv", iv), ("broker auth token", token)] {
-            if let value, value.isEmpty || value.count > 4096 || value.range(of: #"^[A-Za-z0-9+/=_\-]+$"#, options: .regularExpression) == nil {
+            if let value, value.isEmpty || value.count > 4096 || !value.utf8.allSatisfy({ ASCII.isAlphanumeric($0) || "+/=_-".utf8.contains($0) }) {
                 throw .invalidArgument(field: field, value: String(value.prefix(32)), reason: "must be base64 text")
             }
         }
@@ -99,7 +99,7 @@ extension GearManager {
             guard names[key] != nil else {
                 throw .invalidArgument(field: "deployment setting", value: key, reason: "expected one of \(names.keys.sorted().joined(separator: ", "))")
             }
-            guard value.range(of: #"^[A-Za-z0-9_.\-/]{1,128}$"#, options: .regularExpression) != nil else {
+            guard (1...128).contains(value.utf8.count), value.utf8.allSatisfy({ ASCII.isAlphanumeric($0) || "_.-/".utf8.contains($0) }) else {
                 throw .invalidArgument(field: key, value: String(value.prefix(64)), reason: "expected 1 to 128 letters, digits or _ . - /")
             }
         }

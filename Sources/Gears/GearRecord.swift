@@ -1,6 +1,6 @@
 import Cartridges
 import Containment
-import Foundation
+import FoundationEssentials
 import NodeConfig
 
 #if canImport(Glibc)
@@ -87,7 +87,7 @@ struct GearRecords: Sendable {
     func usedUIDs() -> Set<UInt32> {
         var used = Set<UInt32>()
         for name in FileSystem.entries(directory) ?? [] where !name.hasPrefix(".") {
-            guard let marker = name.range(of: ".uid-"), let uid = UInt32(name[marker.upperBound...]) else { continue }
+            guard let marker = name.firstRange(of: ".uid-"), let uid = UInt32(name[marker.upperBound...]) else { continue }
             used.insert(uid)
         }
         return used

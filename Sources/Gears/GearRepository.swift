@@ -35,7 +35,8 @@ extension GearManager {
         if let hash = url.lastIndex(of: "#") {
             source = String(url[..<hash])
             ref = String(url[url.index(after: hash)...])
-            guard let r = ref, r.range(of: #"^[A-Za-z0-9_./~^-]{1,256}$"#, options: .regularExpression) != nil, !r.hasPrefix("-") else {
+            guard let r = ref, (1...256).contains(r.utf8.count), r.utf8.allSatisfy({ ASCII.isAlphanumeric($0) || "_./~^-".utf8.contains($0) }),
+                  !r.hasPrefix("-") else {
                 throw .invalidArgument(field: "--with-template-git-url", value: String(url.prefix(200)),
                                        reason: "the #fragment must be a branch, tag or commit")
             }

@@ -11,9 +11,9 @@ public enum Templates {
     public static func render(_ text: String, environment: [String: String]) throws -> String {
         var output = ""
         var rest = Substring(text)
-        while let open = rest.range(of: "<%") {
+        while let open = rest.firstRange(of: "<%") {
             output += rest[..<open.lowerBound]
-            guard let close = rest[open.upperBound...].range(of: "%>") else { throw Problem(description: "unterminated <%") }
+            guard let close = rest[open.upperBound...].firstRange(of: "%>") else { throw Problem(description: "unterminated <%") }
             var expression = rest[open.upperBound..<close.lowerBound].drop { $0 == " " }
             guard expression.hasPrefix("=") else {
                 throw Problem(description: "only <%= ENV['NAME'] %> is supported, found <%\(rest[open.upperBound..<close.lowerBound])%>")

@@ -1,4 +1,9 @@
-import Foundation
+import FoundationEssentials
+import NodeConfig
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// What a request's filter is checked against: this node's identity, agents, facts and classes.
 public struct FilterSubject: Sendable {
@@ -87,19 +92,21 @@ public enum Filter {
         default:
             guard let text = entry.stringValue else { return false }
             if text.hasPrefix("/") && text.count > 1 {
-                return regexMatch(text.replacingOccurrences(of: "/", with: ""), value)
+                return regexMatch(text.filter { $0 != "/" }, value)
             }
             return text == value
         }
     }
 
     static func regexMatch(_ source: String, _ value: String, caseInsensitive: Bool = false) -> Bool {
-        guard let regex = try? NSRegularExpression(pattern: source, options: caseInsensitive ? [.caseInsensitive] : []) else { return false }
-        return regex.firstMatch(in: value, range: NSRange(value.startIndex..., in: value)) != nil
+        guard var regex = try? Regex(source) else { return false }
+        // Code points, as Ruby (and ICU before) matched, not grapheme clusters.
+        regex = regex.matchingSemantics(.unicodeScalar).ignoresCase(caseInsensitive)
+        return (try? regex.firstMatch(in: value)) != nil
     }
 
     static func classMatches(_ entry: String, _ classes: [String]) -> Bool {
-        if entry.hasPrefix("/") { return classes.contains { regexMatch(entry.replacingOccurrences(of: "/", with: ""), $0) } }
+        if entry.hasPrefix("/") { return classes.contains { regexMatch(entry.filter { $0 != "/" }, $0) } }
         return classes.contains(entry)
     }
 
@@ -125,11 +132,12 @@ public enum Filter {
         case "==": return actual == wanted
         case "<", ">", "<=", ">=", "!=":
             let ordering: Int
-            let integer = #"^[0-9]+$"#, float = #"^[0-9]+.[0-9]+$"#
-            if actual.range(of: integer, options: .regularExpression) != nil, wanted.range(of: integer, options: .regularExpression) != nil,
-               let a = Int(actual), let b = Int(wanted) {
+            // mcollectived's tests, /^[0-9]+$/ and /^[0-9]+.[0-9]+$/ (its `.` is any character).
+            func integer(_ text: String) -> Bool { !text.isEmpty && text.utf8.allSatisfy { ASCII.isDigit($0) } }
+            func float(_ text: String) -> Bool { text.wholeMatch(of: #/[0-9]+.[0-9]+/#) != nil }
+            if integer(actual), integer(wanted), let a = Int(actual), let b = Int(wanted) {
                 ordering = a < b ? -1 : (a == b ? 0 : 1)
-            } else if actual.range(of: float, options: .regularExpression) != nil, wanted.range(of: float, options: .regularExpression) != nil,
+            } else if float(actual), float(wanted),
                       let a = Double(actual), let b = Double(wanted) {
                 ordering = a < b ? -1 : (a == b ? 0 : 1)
             } else {
@@ -207,9 +215,9 @@ struct Compound {
 
     func statement(_ text: String) -> Bool {
         for op in ["<=", ">=", "!=", "=~", "==", "<", ">", "="] {
-            if let range = text.range(of: op) {
-                let fact = String(text[..<range.lowerBound]).trimmingCharacters(in: .whitespaces)
-                var value = String(text[range.upperBound...]).trimmingCharacters(in: .whitespaces)
+            if let range = text.firstRange(of: op) {
+                let fact = text[..<range.lowerBound].trimmed()
+                var value = text[range.upperBound...].trimmed()
                 var comparison = op == "=" ? "==" : op
                 if value.hasPrefix("/") && value.hasSuffix("/") && value.count >= 2 {
                     value = String(value.dropFirst().dropLast())

@@ -1,5 +1,10 @@
 import Agent
-import Foundation
+import FoundationEssentials
+import NodeConfig
+
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import Synchronization
 
@@ -53,7 +58,7 @@ public final class RequestProcessor: Sendable {
         self.facts = facts
         self.logger = logger
         if let file = configuration.classesFile, let text = try? String(contentsOfFile: file, encoding: .utf8) {
-            classes = text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            classes = text.split(separator: "\n").map { $0.trimmed() }.filter { !$0.isEmpty }
         } else {
             classes = []
         }
@@ -247,7 +252,7 @@ public final class RequestProcessor: Sendable {
             let name = request.data["fact"]?.string ?? ""
             return ok(["fact": .string(name), "value": facts()[name].map(AgentValue.string) ?? .null])
         case "get_facts":
-            let names = (request.data["facts"]?.string ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            let names = (request.data["facts"]?.string ?? "").split(separator: ",").map { $0.trimmed() }
             let all = facts()
             return ok(["values": .hash(names.map { .init(.string($0), all[$0].map(AgentValue.string) ?? .null) })])
         case "inventory":

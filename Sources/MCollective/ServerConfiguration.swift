@@ -1,4 +1,9 @@
-import Foundation
+import FoundationEssentials
+import NodeConfig
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The parts of an MCollective `server.cfg` a node needs, read the way mcollectived reads them
 /// (`key = value` lines, `#` comments). Both the `activemq` pool keys and the older `stomp`
@@ -80,13 +85,13 @@ public struct ServerConfiguration: Sendable, Equatable {
         var values: [String: String] = [:]
         var lineNumbers: [String: Int] = [:]
         for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let line = raw.trimmingCharacters(in: .whitespaces)
+            let line = raw.trimmed()
             if line.isEmpty || line.hasPrefix("#") { continue }
             guard let eq = line.firstIndex(of: "=") else {
                 throw ParseError(file: file, line: index + 1, reason: "expected 'key = value', found '\(line.prefix(60))'")
             }
-            let key = line[..<eq].trimmingCharacters(in: .whitespaces)
-            values[key] = line[line.index(after: eq)...].trimmingCharacters(in: .whitespaces)
+            let key = line[..<eq].trimmed()
+            values[key] = line[line.index(after: eq)...].trimmed()
             lineNumbers[key] = index + 1
         }
         func fail(_ key: String, _ reason: String) -> ParseError {
@@ -102,11 +107,15 @@ public struct ServerConfiguration: Sendable, Equatable {
             throw fail("securityprovider", "securityprovider '\(provider)' is not supported: this node speaks psk")
         }
         let identity = values["identity"] ?? defaultIdentity
-        guard identity.range(of: #"^[\w\.\-]+$"#, options: .regularExpression) != nil else {
+        // Ruby's \w is ASCII: letters, digits and _.
+        func isName(_ text: String) -> Bool {
+            !text.isEmpty && text.utf8.allSatisfy { ASCII.isAlphanumeric($0) || "_.-".utf8.contains($0) }
+        }
+        guard isName(identity) else {
             throw fail("identity", "identity '\(identity)' must match ^[\\w\\.\\-]+$")
         }
-        let collectives = (values["collectives"] ?? "mcollective").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-        guard !collectives.isEmpty, collectives.allSatisfy({ $0.range(of: #"^[\w\.\-]+$"#, options: .regularExpression) != nil }) else {
+        let collectives = (values["collectives"] ?? "mcollective").split(separator: ",").map { $0.trimmed() }
+        guard !collectives.isEmpty, collectives.allSatisfy(isName) else {
             throw fail("collectives", "collectives must be a comma separated list of names")
         }
         guard let psk = environment["MCOLLECTIVE_PSK"] ?? values["plugin.psk"], !psk.isEmpty else {

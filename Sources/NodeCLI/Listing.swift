@@ -1,5 +1,9 @@
 import Cartridges
-import Foundation
+import FoundationEssentials
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The repository listing in the two forms admins and scripts use.
 public enum Listing {

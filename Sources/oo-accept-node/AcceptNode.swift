@@ -1,5 +1,9 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+
+#if canImport(Glibc)
+import Glibc
+#endif
 import NodeCLI
 
 /// `oo-accept-node`: the node's self-check, for admins and monitoring. Prints `PASS`, or one

@@ -1,6 +1,6 @@
 import Cartridges
 import Containment
-import Foundation
+import FoundationEssentials
 import Frontend
 import Gears
 import NodeCLI
@@ -120,7 +120,7 @@ final class NodeUnderTest {
             (scalar.value >= 0x30 && scalar.value <= 0x39) || (scalar.value >= 0x41 && scalar.value <= 0x5a)
                 || (scalar.value >= 0x61 && scalar.value <= 0x7a) || "-_./:=,@%+".unicodeScalars.contains(scalar)
         }
-        return plain ? word : "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
+        return plain ? word : "'" + String(word.replacing("'", with: "'\\''")) + "'"
     }
 
     /// Every account the account databases enumerate.

@@ -1,6 +1,11 @@
 import ArgumentParser
 import Dispatch
-import Foundation
+import FoundationEssentials
+import NodeConfig
+
+#if canImport(Glibc)
+import Glibc
+#endif
 import Frontend
 import Gears
 import NodeCLI
@@ -116,7 +121,7 @@ struct AdminCtlGears: ParsableCommand {
                 }
                 if failed { throw ExitCode(254) }
             case .start, .stop, .restart, .startall, .stopall, .restartall:
-                let name = command.rawValue.replacingOccurrences(of: "all", with: "")
+                let name = String(command.rawValue.replacing("all", with: ""))
                 let action = GearManager.ControlAction(rawValue: name)!
                 // Gears are independent (each has its own lock); lines are printed as gears finish.
                 let results = Locked([[String: String]?](repeating: nil, count: gears.count))
@@ -153,7 +158,7 @@ func inParallel(_ count: Int, workers: Int, _ body: @escaping @Sendable (Int) ->
     let done = DispatchGroup()
     for _ in 0..<min(workers, count) {
         done.enter()
-        Thread.detachNewThread {
+        Threads.detach(name: "ctl-gears") {
             defer { done.leave() }
             while case let index = next.withLock({ value -> Int in
                 defer { value += 1 }
@@ -169,11 +174,11 @@ func inParallel(_ count: Int, workers: Int, _ body: @escaping @Sendable (Int) ->
 /// A value behind a lock, shareable between threads.
 final class Locked<Value>: @unchecked Sendable {
     private var value: Value
-    private let lock = NSLock()
+    private let lock = DispatchSemaphore(value: 1)
     init(_ value: Value) { self.value = value }
     func withLock<T>(_ body: (inout Value) throws -> T) rethrows -> T {
-        lock.lock()
-        defer { lock.unlock() }
+        lock.wait()
+        defer { lock.signal() }
         return try body(&value)
     }
 }

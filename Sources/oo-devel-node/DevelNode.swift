@@ -1,6 +1,12 @@
 import Agent
 import ArgumentParser
-import Foundation
+import Dispatch
+import FoundationEssentials
+import NodeConfig
+
+#if canImport(Glibc)
+import Glibc
+#endif
 import Frontend
 import Gears
 import NodeCLI
@@ -351,7 +357,7 @@ struct SSLCertAdd: ParsableCommand {
                 }
                 return text
             }
-            let pass = try passphrase.map(read)?.trimmingCharacters(in: .newlines) ?? ""
+            let pass = try passphrase.map(read)?.trimmed(while: \.isNewline) ?? ""
             try frontend.addSSLCert(uuid: gear.uuid, chain: try read(certificate), key: try read(key), alias: alias, passphrase: pass)
             return ""
         }

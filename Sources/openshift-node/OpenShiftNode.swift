@@ -1,7 +1,7 @@
 import Agent
 import ArgumentParser
 import Cartridges
-import Foundation
+import FoundationEssentials
 import MCollective
 import Frontend
 import Gears
@@ -225,7 +225,7 @@ struct DDL: ParsableCommand {
         ]
         for (relative, text) in files.sorted(by: { $0.key < $1.key }) {
             let path = install + "/" + relative
-            try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(atPath: String(path[..<path.lastIndex(of: "/")!]), withIntermediateDirectories: true)
             try text.write(toFile: path, atomically: true, encoding: .utf8)
             print(path)
         }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import NodeConfig
 
 #if canImport(Glibc)
@@ -19,20 +19,55 @@ public struct DeploymentMetadata: Sendable, Equatable {
 
     /// Parses the file's text; anything unreadable gives the defaults for its fields.
     public init(json text: String) {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else { return }
-        gitRef = object["git_ref"] as? String ?? "master"
-        gitSHA1 = object["git_sha1"] as? String
-        id = object["id"] as? String
-        hotDeploy = object["hot_deploy"] as? Bool
-        forceCleanBuild = object["force_clean_build"] as? Bool
-        activations = (object["activations"] as? [Any] ?? []).compactMap { ($0 as? NSNumber)?.doubleValue }
-        checksum = object["checksum"] as? String
+        guard let fields = try? JSONDecoder().decode(Fields.self, from: Data(text.utf8)) else { return }
+        gitRef = fields.gitRef ?? "master"
+        gitSHA1 = fields.gitSHA1
+        id = fields.id
+        hotDeploy = fields.hotDeploy
+        forceCleanBuild = fields.forceCleanBuild
+        activations = fields.activations
+        checksum = fields.checksum
+    }
+
+    /// The file's object, each field read on its own: a field of the wrong type is absent, and
+    /// an activation that is not a number is skipped.
+    private struct Fields: Decodable {
+        var gitRef, gitSHA1, id, checksum: String?
+        var hotDeploy, forceCleanBuild: Bool?
+        var activations: [Double] = []
+
+        enum Key: String, CodingKey {
+            case gitRef = "git_ref", gitSHA1 = "git_sha1", id, checksum
+            case hotDeploy = "hot_deploy", forceCleanBuild = "force_clean_build", activations
+        }
+
+        /// Decodes any JSON value and keeps nothing: how an unreadable item is stepped over.
+        struct Skipped: Decodable { init(from decoder: any Decoder) {} }
+
+        init(from decoder: any Decoder) throws {
+            let object = try decoder.container(keyedBy: Key.self)
+            gitRef = try? object.decodeIfPresent(String.self, forKey: .gitRef)
+            gitSHA1 = try? object.decodeIfPresent(String.self, forKey: .gitSHA1)
+            id = try? object.decodeIfPresent(String.self, forKey: .id)
+            checksum = try? object.decodeIfPresent(String.self, forKey: .checksum)
+            hotDeploy = try? object.decodeIfPresent(Bool.self, forKey: .hotDeploy)
+            forceCleanBuild = try? object.decodeIfPresent(Bool.self, forKey: .forceCleanBuild)
+            if var list = try? object.nestedUnkeyedContainer(forKey: .activations) {
+                while !list.isAtEnd {
+                    if let time = try? list.decode(Double.self) {
+                        activations.append(time)
+                    } else if (try? list.decode(Skipped.self)) == nil {
+                        break
+                    }
+                }
+            }
+        }
     }
 
     public var json: String {
         func text(_ value: String?) -> String { value.map(Self.quoted) ?? "null" }
         func flag(_ value: Bool?) -> String { value.map { $0 ? "true" : "false" } ?? "null" }
-        let times = activations.map { String(format: "%.7f", $0) }.joined(separator: ",")
+        let times = activations.map { CFormat.string("%.7f", $0) }.joined(separator: ",")
         return #"{"git_ref":\#(Self.quoted(gitRef)),"git_sha1":\#(text(gitSHA1)),"id":\#(text(id)),"hot_deploy":\#(flag(hotDeploy)),"#
             + #""force_clean_build":\#(flag(forceCleanBuild)),"activations":[\#(times)],"checksum":\#(text(checksum))}"#
     }
@@ -44,7 +79,7 @@ public struct DeploymentMetadata: Sendable, Equatable {
             case "\"": out += "\\\""
             case "\\": out += "\\\\"
             case "\n": out += "\\n"
-            default: out += scalar.value < 0x20 ? String(format: "\\u%04x", scalar.value) : String(scalar)
+            default: out += scalar.value < 0x20 ? CFormat.string("\\u%04x", scalar.value) : String(scalar)
             }
         }
         return out + "\""
@@ -79,7 +114,10 @@ public struct DeploymentStore {
 
     /// Whether `name` is a deployment directory's name (never a path: checked before use).
     public static func isDatetime(_ name: String) -> Bool {
-        name.utf8.count == 23 && name.range(of: #"^[0-9]{4}-[0-9]{2}-[0-9]{2}_[0-9]{2}-[0-9]{2}-[0-9]{2}\.[0-9]{3}$"#, options: .regularExpression) != nil
+        // 0000-00-00_00-00-00.000: digits, with these separators at these places.
+        name.utf8.count == 23 && zip(name.utf8, "0000-00-00_00-00-00.000".utf8).allSatisfy { byte, shape in
+            shape == UInt8(ascii: "0") ? ASCII.isDigit(byte) : byte == shape
+        }
     }
 
     public static func isID(_ id: String) -> Bool {
@@ -138,7 +176,7 @@ public struct DeploymentStore {
         for part in Self.parts { try makeDirectory(path(datetime) + "/" + part, mode: 0o750) }
         var id = ""
         repeat {
-            id = (0..<4).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+            id = (0..<4).map { _ in CFormat.string("%02x", UInt8.random(in: 0...255)) }.joined()
         } while Glibc.symlink("../" + datetime, root + "/by-id/" + id) != 0 && errno == EEXIST
         var saved = metadata
         saved.id = id
@@ -157,7 +195,7 @@ public struct DeploymentStore {
         var seconds = spec.tv_sec
         var parts = tm()
         localtime_r(&seconds, &parts)
-        return String(format: "%04d-%02d-%02d_%02d-%02d-%02d.%03d", parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday,
+        return CFormat.string("%04d-%02d-%02d_%02d-%02d-%02d.%03d", parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday,
                       parts.tm_hour, parts.tm_min, parts.tm_sec, Int(spec.tv_nsec / 1_000_000))
     }
 
@@ -266,10 +304,10 @@ public struct DeploymentStore {
     public func brokerJSON() -> String {
         let items = all().map { deployment -> String in
             let m = deployment.metadata
-            let times = m.activations.map { String(format: "%.7f", $0) }.joined(separator: ",")
+            let times = m.activations.map { CFormat.string("%.7f", $0) }.joined(separator: ",")
             return #"{"id":\#(m.id.map(DeploymentMetadata.quoted) ?? "null"),"ref":\#(DeploymentMetadata.quoted(m.gitRef)),"#
                 + #""sha1":\#(m.gitSHA1.map(DeploymentMetadata.quoted) ?? "null"),"force_clean_build":\#(m.forceCleanBuild == true),"#
-                + #""hot_deploy":\#(m.hotDeploy == true),"created_at":\#(String(format: "%.3f", Self.creationTime(deployment.datetime))),"#
+                + #""hot_deploy":\#(m.hotDeploy == true),"created_at":\#(CFormat.string("%.3f", Self.creationTime(deployment.datetime))),"#
                 + #""activations":[\#(times)],"active":\#(deployment.datetime == current)}"#
         }
         return "[" + items.joined(separator: ",") + "]"

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import NodeConfig
 
 #if canImport(Glibc)
@@ -50,14 +50,14 @@ public struct GitRepository: Sendable {
     public func commit(_ ref: String) throws(InGearError) -> String? {
         guard Self.isAcceptableRef(ref) else { return nil }
         let result = try run(["rev-parse", "--verify", "--quiet", "--end-of-options", ref + "^{commit}"], timeoutSeconds: 60)
-        let name = result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let name = result.stdout.trimmed()
         return result.status == 0 && Self.isObjectName(name) ? name : nil
     }
 
     /// The commit's tree name (what a deployment's checksum records).
     public func tree(_ commit: String) throws(InGearError) -> String? {
         let result = try run(["rev-parse", "--verify", "--quiet", "--end-of-options", commit + "^{tree}"], timeoutSeconds: 60)
-        let name = result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let name = result.stdout.trimmed()
         return result.status == 0 && Self.isObjectName(name) ? name : nil
     }
 

@@ -1,6 +1,10 @@
 import Access
 import Containment
-import Foundation
+import FoundationEssentials
+
+#if canImport(Glibc)
+import Glibc
+#endif
 import Frontend
 import Gears
 

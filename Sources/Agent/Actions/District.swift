@@ -1,4 +1,8 @@
-import Foundation
+import FoundationEssentials
+
+#if canImport(Glibc)
+import Glibc
+#endif
 import Gears
 import NodeConfig
 
@@ -18,7 +22,10 @@ public struct District: Sendable, Equatable {
         var values: [String: String] = [:]
         for line in text.split(separator: "\n") where !line.hasPrefix("#") {
             guard let eq = line.firstIndex(of: "=") else { continue }
-            values[String(line[..<eq])] = String(line[line.index(after: eq)...]).trimmingCharacters(in: CharacterSet(charactersIn: "'\""))
+            var value = line[line.index(after: eq)...]
+            while let first = value.first, first == "'" || first == "\"" { value = value.dropFirst() }
+            while let last = value.last, last == "'" || last == "\"" { value = value.dropLast() }
+            values[String(line[..<eq])] = String(value)
         }
         return District(uuid: values["uuid"] ?? "NONE", active: values["active"] == "true",
                         firstUID: values["first_uid"].flatMap { Int($0) } ?? 1000,

@@ -1,7 +1,11 @@
 import Access
 import Containment
 import Crypto
-import Foundation
+import FoundationEssentials
+
+#if canImport(Glibc)
+import Glibc
+#endif
 import Gears
 import NodeConfig
 
@@ -49,7 +53,7 @@ extension OpenShiftAgent {
             for line in file.lines {
                 let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
                 guard fields.count >= 2 else { continue }
-                let digest = Insecure.MD5.hash(data: Array(fields[fields.count - 2].utf8)).map { String(format: "%02x", $0) }.joined()
+                let digest = Insecure.MD5.hash(data: Array(fields[fields.count - 2].utf8)).map { CFormat.string("%02x", $0) }.joined()
                 keys.append(.string("\(fields[fields.count - 1])::\(digest)"))
             }
             if !keys.isEmpty { pairs.append(.init(.string(gear.uuid), .array(keys))) }

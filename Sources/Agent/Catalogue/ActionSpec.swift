@@ -1,4 +1,8 @@
-import Foundation
+import FoundationEssentials
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// One input of an action, as an MCollective DDL declares it.
 public struct InputSpec: Sendable {

@@ -46,7 +46,12 @@ public enum DDLWriter {
 
     /// A single-quoted Ruby string: only `\` and `'` need escaping.
     static func quote(_ s: String) -> String {
-        "'" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'") + "'"
+        var quoted = "'"
+        for character in s {
+            if character == "\\" || character == "'" { quoted.append("\\") }
+            quoted.append(character)
+        }
+        return quoted + "'"
     }
 
     /// The `any` validator plugin MCollective 2.2 shipped and 2.3+ dropped: clients (and Ruby

@@ -1,4 +1,8 @@
-import Foundation
+import FoundationEssentials
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Checks a request against the catalogue the way MCollective's RPC layer does, with the same
 /// messages (all statuscode 4), so brokers and `mco` users see what they always saw.
@@ -7,16 +11,24 @@ import Foundation
 /// `^[a-z]+$`. Here a leading `^` and a trailing `$` anchor the whole value.
 public struct RequestValidator: Sendable {
     public let catalogue: AgentCatalogue
-    let patterns: [String: NSRegularExpression]
+    let patterns: [String: Pattern]
+
+    /// A compiled validation. `Regex<AnyRegexOutput>` is not `Sendable` only because its match
+    /// output type is not; the regex itself is immutable (its program is compiled once,
+    /// atomically), and only whether it matches is used here.
+    struct Pattern: @unchecked Sendable {
+        let regex: Regex<AnyRegexOutput>
+    }
 
     public init(catalogue: AgentCatalogue) {
         self.catalogue = catalogue
-        var patterns: [String: NSRegularExpression] = [:]
+        var patterns: [String: Pattern] = [:]
         for action in catalogue.actions {
             for input in action.inputs {
                 if case .string(let validation, _) = input.kind, patterns[validation] == nil,
-                   let regex = try? NSRegularExpression(pattern: Self.wholeValue(validation)) {
-                    patterns[validation] = regex
+                   let regex = try? Regex(Self.wholeValue(validation)) {
+                    // Code points, as the original's regex engine matched, not grapheme clusters.
+                    patterns[validation] = Pattern(regex: regex.matchingSemantics(.unicodeScalar))
                 }
             }
         }
@@ -66,7 +78,7 @@ public struct RequestValidator: Sendable {
             if maxLength > 0 && text.unicodeScalars.count > maxLength { return "Input string is longer than \(maxLength) character(s)" }
             if validation == "shellsafe" { return Self.shellsafeProblem(text) }
             guard let regex = patterns[validation],
-                  regex.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)) != nil else {
+                  (try? regex.regex.firstMatch(in: text)) != nil else {
                 return "value should match \(validation)"
             }
             return input.alsoShellsafe ? Self.shellsafeProblem(text) : nil

@@ -1,4 +1,8 @@
-import Foundation
+import FoundationEssentials
+
+#if canImport(Glibc)
+import Glibc
+#endif
 import Gears
 import NodeConfig
 
@@ -127,7 +131,7 @@ extension OpenShiftAgent {
         case .array(let items)?: names = items.compactMap(\.string)
         case .string(let text)? where text.hasPrefix("["):
             // `mco rpc openshift get_facts 'facts=["a","b"]'` sends the list as its JSON text.
-            guard let list = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String] else {
+            guard let list = try? JSONDecoder().decode([String].self, from: Data(text.utf8)) else {
                 return .failure(4, "facts: expected a list of fact names, found '\(text.prefix(80))'")
             }
             names = list

@@ -56,3 +56,6 @@ int cl_o_path(void);
 /// accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK): the accepted socket is close-on-exec
 /// from its first instant (accept4 is a GNU extension Glibc's Swift module does not export).
 int cl_accept_cloexec_nonblock(int fd);
+/// prctl(PR_SET_NAME, name): names the calling thread (the kernel keeps 15 bytes), as ps -L and
+/// /proc/<pid>/task/<tid>/comm show it.
+int cl_set_thread_name(const char *name);
