@@ -153,11 +153,15 @@ struct AgentBench: ParsableCommand {
             cpuPerCall[target.label] = (one.cpu + many.cpu) / Double(max(one.samples.count + one.lost + many.samples.count + many.lost, 1))
         }
 
-        print(pad("memory (RSS)", 22) + pad("idle", 12) + pad("after load", 12) + "peak (VmHWM)")
+        print("memory: RSS = file-backed (program text, libraries) + anonymous; PSS shares each page among the processes")
+        print("  mapping it; private = pages no other process maps. The kernel maps file pages 64 KB around each fault.")
+        print(pad("memory", 22) + pad("idle RSS", 10) + pad("file", 9) + pad("anon", 9) + pad("PSS", 9) + pad("private", 10)
+            + pad("after load", 12) + "peak (VmHWM)")
         for target in targets {
             let after = target.child.memory()
             let before = idle[target.label] ?? Memory(rss: 0, hwm: 0)
-            print(pad(target.label, 22) + pad(megabytes(before.rss), 12) + pad(megabytes(after.rss), 12) + megabytes(after.hwm))
+            print(pad(target.label, 22) + pad(megabytes(before.rss), 10) + pad(megabytes(before.file), 9) + pad(megabytes(before.anon), 9)
+                + pad(megabytes(before.pss), 9) + pad(megabytes(before.privateKB), 10) + pad(megabytes(after.rss), 12) + megabytes(after.hwm))
         }
 
         let baseline = medians[targets[0].label] ?? 0
@@ -354,6 +358,14 @@ struct Memory: Sendable {
     /// VmRSS and VmHWM, kB.
     var rss: Int
     var hwm: Int
+    /// RSS split: file-backed pages (program text and data, shared libraries) and anonymous (heap,
+    /// stacks, written data), kB.
+    var file = 0
+    var anon = 0
+    /// From smaps_rollup, kB: the proportional share (each shared page divided by the processes
+    /// mapping it) and the pages no other process maps, what the process alone costs the machine.
+    var pss = 0
+    var privateKB = 0
 }
 
 /// A child process with its output in files; stopped with SIGTERM (SIGKILL after 10 s), also
@@ -396,7 +408,13 @@ final class Child: Sendable {
             let line = text.split(separator: "\n").first { $0.hasPrefix(name + ":") } ?? ""
             return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
         }
-        return Memory(rss: field("VmRSS"), hwm: field("VmHWM"))
+        let rollup = TestFiles.read("/proc/\(pid)/smaps_rollup") ?? ""
+        func rolled(_ name: String) -> Int {
+            let line = rollup.split(separator: "\n").first { $0.hasPrefix(name + ":") } ?? ""
+            return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
+        }
+        return Memory(rss: field("VmRSS"), hwm: field("VmHWM"), file: field("RssFile"), anon: field("RssAnon"),
+                      pss: rolled("Pss"), privateKB: rolled("Private_Clean") + rolled("Private_Dirty"))
     }
 
     /// User + system CPU seconds so far, from /proc/<pid>/stat.

@@ -24,6 +24,7 @@ struct FleetBench: ParsableCommand {
         var ping: [Double] = []
         var rpc: [Double] = []
         var rss: [Int] = []
+        var pss: [Int] = []
         var answered = 0
     }
 
@@ -49,8 +50,10 @@ struct FleetBench: ParsableCommand {
         }
         let cartridges = String(#filePath.split(separator: "/Sources/", omittingEmptySubsequences: false)[0]) + "/cartridges"
         print("node-bench fleet: ActiveMQ on 127.0.0.1:\(broker.port); per fleet: mco ping (time of the last pong) and "
-            + "mco rpc openshift echo (Finished processing N / N hosts in), median of \(rounds); RSS after the broadcasts")
-        print(pad("fleet", 26) + pad("answered", 10) + pad("ping last", 12) + pad("rpc all", 12) + pad("RSS mean", 11) + "RSS total")
+            + "mco rpc openshift echo (Finished processing N / N hosts in), median of \(rounds); RSS and PSS after the broadcasts")
+        print("(PSS total: the fleet's memory with the pages its members share, program text and libraries, counted once)")
+        print(pad("fleet", 26) + pad("answered", 10) + pad("ping last", 12) + pad("rpc all", 12) + pad("RSS mean", 11) + pad("RSS total", 12)
+            + "PSS total")
         for size in nodes where size > 0 {
             var results: [(String, Figures)] = []
             // The openshift-node fleet.
@@ -82,7 +85,8 @@ struct FleetBench: ParsableCommand {
             for (label, figures) in results {
                 let total = figures.rss.reduce(0, +)
                 print(pad(label, 26) + pad("\(figures.answered)/\(size)", 10) + pad(milliseconds(median(figures.ping)), 12)
-                    + pad(milliseconds(median(figures.rpc)), 12) + pad(megabytes(total / max(figures.rss.count, 1)), 11) + megabytes(total))
+                    + pad(milliseconds(median(figures.rpc)), 12) + pad(megabytes(total / max(figures.rss.count, 1)), 11)
+                    + pad(megabytes(total), 12) + megabytes(figures.pss.reduce(0, +)))
             }
         }
     }
@@ -122,7 +126,9 @@ struct FleetBench: ParsableCommand {
                 figures.rpc.append(value / 1000)
             }
         }
-        figures.rss = fleet.map { $0.memory().rss }
+        let memory = fleet.map { $0.memory() }
+        figures.rss = memory.map(\.rss)
+        figures.pss = memory.map(\.pss)
         return figures
     }
 
