@@ -91,10 +91,12 @@ struct CgroupTests {
             #expect(TestFiles.read(root + "/" + cgroup.path + "/pids.max") == "64\n")
         }
 
-        // A gear process, and a child it forks into the background, both land in the cgroup.
+        // A gear process, and a child it forks into the background, both land in the cgroup. They
+        // sleep for ten minutes (destroy kills them): a CI run under load once resumed this test
+        // more than a minute after the spawn, when a shorter sleep had already exited.
         let scratch = TestFiles.temporaryDirectory("gear-cgroup")
         defer { TestFiles.remove(scratch) }
-        var spec = GearExec(uid: 45010, gid: 45010, command: ["/bin/sh", "-c", "/bin/sleep 60 & exec /bin/sleep 61"])
+        var spec = GearExec(uid: 45010, gid: 45010, command: ["/bin/sh", "-c", "/bin/sleep 600 & exec /bin/sleep 601"])
         spec.cgroupFiles = cgroup.procsFiles
         spec.environmentOnDescriptor3 = false
         let pid = try ProcessRunner.spawn([ProcessRunner.executable("oo-gear-exec")] + spec.arguments,
