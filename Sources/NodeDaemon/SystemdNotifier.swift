@@ -109,7 +109,8 @@ public final class Readiness: Sendable {
 /// Tells systemd what the daemon is doing: `READY=1` once `readiness` is complete, `STATUS=`
 /// lines (`status()` is asked again after each rescan, through `statusChanged`), `WATCHDOG=1`
 /// at half of `WatchdogSec` from the cooperative pool (a daemon whose tasks no longer run stops
-/// pinging and is restarted), and `STOPPING=1` when the graceful shutdown begins.
+/// pinging and is restarted), and `STOPPING=1` when the graceful shutdown begins. Once ready,
+/// it also hands the pages of the start-up code back to the kernel (`ProgramText.release`).
 public struct SystemdService: Service {
     let notifier: SystemdNotifier
     let readiness: Readiness
@@ -133,7 +134,10 @@ public struct SystemdService: Service {
                 if Task.isCancelled { return }
                 let text = status()
                 notifier.notify(["READY=1", "STATUS=\(text)", "MAINPID=\(getpid())"])
-                logger.notice("ready", metadata: ["status": "\(text)", "systemd": "\(notifier.isActive)"])
+                // Start-up is over: most of the code it ran is not needed again (ProgramText).
+                let released = ProgramText.release()
+                logger.notice("ready", metadata: ["status": "\(text)", "systemd": "\(notifier.isActive)",
+                                                  "startup_code_released_kb": "\(released.map { $0 / 1024 } ?? 0)"])
                 await withTaskGroup(of: Void.self) { group in
                     group.addTask {
                         for await _ in updates { notifier.notify(["STATUS=\(status())"]) }

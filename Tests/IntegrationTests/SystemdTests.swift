@@ -38,6 +38,13 @@ struct SystemdTests {
         let entries = try listing(root: root, basePath: Self.cartridges).split(separator: "\n").count
         #expect(notify.fields.contains { $0.hasPrefix("STATUS=\(entries) cartridges in the repository, 0 gears") }, "\(notify.fields)")
         #expect(notify.fields.contains("MAINPID=\(daemon.pid)"))
+        // Once ready, it handed its start-up code back to the kernel (ProgramText), and what follows
+        // (an echo, an install, a configure, a rescan) runs on pages faulted back in.
+        #expect(await eventually(within: 30) {
+            daemon.logText.split(separator: " ").contains { field in
+                field.hasPrefix("startup_code_released_kb=") && (Int(field.dropFirst("startup_code_released_kb=".count)) ?? 0) > 0
+            }
+        }, "\(daemon.logText)")
 
         // The watchdog is pinged at half of WATCHDOG_USEC, for as long as the daemon runs.
         #expect(await eventually(within: 30) { notify.fields.filter { $0 == "WATCHDOG=1" }.count >= 4 }, "\(notify.fields)")
