@@ -36,6 +36,11 @@ struct ApacheRoutingTests {
                     ["/usr/bin/python3", "-m", "http.server", "8080", "--bind", ip, "--directory", dir + "/" + name],
                     stdout: dir + "/\(name).log", stderr: dir + "/\(name).err"))
             }
+            // Both backends listen before any test routes to them: under CI load a python server
+            // took seconds to bind, and a first request before that was answered 503.
+            for ip in ["127.0.0.2", "127.0.0.3"] {
+                for _ in 0..<600 where HTTPProbe.get(port: 8080, host: ip)?.status != 200 { usleep(100_000) }
+            }
             try manager.create(uuid: "g1", appUUID: "a1", gearName: "one", namespace: "ns")
             try manager.create(uuid: "g2", appUUID: "a2", gearName: "two", namespace: "ns")
             try manager.connect(uuid: "g1", [Connection(path: "", target: "127.0.0.2:8080")])
