@@ -7,10 +7,12 @@ import Glibc
 /// The daemon runs most of its code once: argument parsing, `node.conf`, the repository's load
 /// and first rescan. The kernel maps the executable's pages 64 KB around each fault, so that
 /// start-up leaves about 13 MB of the 16 MB of code resident while the idle daemon uses about
-/// 4 MB of it. `release()` asks the kernel to reclaim those pages (MADV_PAGEOUT) once the daemon
-/// is ready: they are read-only and unmodified, the same bytes as the file, so nothing is lost
-/// and what is used again is faulted back in from the page cache or the file. Only the
-/// executable's read+execute mappings are advised: never its writable or relocated data.
+/// 4 MB of it. `release()` hands those pages back once the daemon is ready: MADV_PAGEOUT
+/// reclaims the ones no other process maps, then MADV_DONTNEED unmaps the rest from this process
+/// only (a fleet of nodes started together shares them; they stay in the page cache for the
+/// others). The code is read-only and unmodified, the same bytes as the file, so nothing is
+/// lost: what is used again is faulted back in. Only the executable's read+execute mappings are
+/// advised, never its writable or relocated data, where MADV_DONTNEED would discard changes.
 public enum ProgramText {
     /// The executable's code mappings in `maps` (the text of /proc/self/maps): `r-xp` entries
     /// whose path is `executable`.
@@ -25,8 +27,8 @@ public enum ProgramText {
         }
     }
 
-    /// Advises the kernel to reclaim the resident pages of this program's code. Returns the bytes
-    /// of the ranges advised, or nil when the executable or its mappings could not be read or the
+    /// Hands the resident pages of this program's code back to the kernel. Returns the bytes of
+    /// the ranges advised, or nil when the executable or its mappings could not be read or the
     /// kernel refused (MADV_PAGEOUT needs Linux 5.4).
     @discardableResult
     public static func release() -> Int? {
@@ -36,8 +38,9 @@ public enum ProgramText {
         let executable = String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
         var advised = 0
         for range in codeRanges(maps: maps, executable: executable) {
+            let length = Int(range.upperBound - range.lowerBound)
             guard let start = UnsafeMutableRawPointer(bitPattern: range.lowerBound),
-                  madvise(start, Int(range.upperBound - range.lowerBound), MADV_PAGEOUT) == 0 else { return nil }
+                  madvise(start, length, MADV_PAGEOUT) == 0, madvise(start, length, MADV_DONTNEED) == 0 else { return nil }
             advised += Int(range.upperBound - range.lowerBound)
         }
         return advised > 0 ? advised : nil
