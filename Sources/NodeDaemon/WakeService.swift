@@ -1,6 +1,7 @@
 import Frontend
 import Gears
 import Logging
+import NodeConfig
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
@@ -97,7 +98,7 @@ struct WakeRequest: Sendable, Equatable {
         let lines = head.split(separator: "\r\n", omittingEmptySubsequences: false)
         target = lines.first?.split(separator: " ").dropFirst().first.map(String.init) ?? "/"
         let hostLine = lines.dropFirst().first { $0.lowercased().hasPrefix("host:") }
-        host = hostLine.map { String($0.dropFirst(5)).trimmingCharacters(in: " \t").lowercased() }
+        host = hostLine.map { $0.dropFirst(5).trimmed(while: { $0 == " " || $0 == "\t" }).lowercased() }
             .map { String($0.split(separator: ":").first ?? "") } ?? ""
     }
 }
@@ -394,11 +395,5 @@ final class WakeConnection: ChannelInboundHandler {
             context.close(mode: .output, promise: nil)
         }
         context.read()
-    }
-}
-
-extension String {
-    fileprivate func trimmingCharacters(in set: String) -> String {
-        String(drop(while: { set.contains($0) }).reversed().drop(while: { set.contains($0) }).reversed())
     }
 }

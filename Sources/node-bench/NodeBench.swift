@@ -1,5 +1,6 @@
 import ArgumentParser
 import Cartridges
+import NodeConfig
 import NodeTestSupport
 
 #if canImport(Glibc)
@@ -184,7 +185,7 @@ struct Bench {
             guard fields.count == 2, let operation = Double(fields[0]) else {
                 throw BenchFailure("phase \(phase) printed: \(run.text)")
             }
-            result = fields[1].trimmingCharacters(in: "\n")
+            result = fields[1].trimmed(while: \.isNewline)
             if let expect, !result.contains(expect) { throw BenchFailure("\(label): expected \(expect), got \(result)") }
             operations.append(operation)
             processes.append(run.seconds)
@@ -287,11 +288,4 @@ func format1(_ value: Double) -> String {
 
 func pad(_ text: String, _ width: Int) -> String {
     text.count >= width ? text + " " : text + String(repeating: " ", count: width - text.count)
-}
-
-
-extension Substring {
-    func trimmingCharacters(in set: String) -> String {
-        String(self.drop(while: { set.contains($0) }).reversed().drop(while: { set.contains($0) }).reversed())
-    }
 }

@@ -23,7 +23,7 @@ public enum Capabilities {
             for line in status.split(separator: "\n") where line.hasPrefix("Cap") {
                 let parts = line.split(separator: ":", maxSplits: 1)
                 guard parts.count == 2 else { continue }
-                values[String(parts[0])] = UInt64(parts[1].trimmingCharacters(in: " \t"), radix: 16)
+                values[String(parts[0])] = UInt64(parts[1].trimmed(while: { $0 == " " || $0 == "\t" }), radix: 16)
             }
             guard let inh = values["CapInh"], let prm = values["CapPrm"], let eff = values["CapEff"],
                   let bnd = values["CapBnd"] else { return nil }
@@ -33,12 +33,6 @@ public enum Capabilities {
             self.bounding = bnd
             self.ambient = values["CapAmb"] ?? 0
         }
-    }
-}
-
-extension Substring {
-    func trimmingCharacters(in set: String) -> String {
-        String(drop(while: { set.contains($0) }).reversed().drop(while: { set.contains($0) }).reversed())
     }
 }
 
