@@ -29,28 +29,30 @@ public struct ApacheFrontend: FrontendPlugin {
     public let name = "apache"
     public let directory: String
     /// HTTPS for aliases with certificates: one VirtualHost file per alias, then a graceful
-    /// reload — the only change that needs one.
+    /// reload.
     public struct SSL: Sendable {
         /// `address:port` of the HTTPS VirtualHosts, e.g. `*:443`.
         public var listen: String
         public var certificateDirectory: String
-        /// The reload command, as an argv array.
-        public var reload: [String]
         public var wakePort: Int
 
-        public init(listen: String, certificateDirectory: String, reload: [String], wakePort: Int = 0) {
+        public init(listen: String, certificateDirectory: String, wakePort: Int = 0) {
             self.listen = listen
             self.certificateDirectory = certificateDirectory
-            self.reload = reload
             self.wakePort = wakePort
         }
     }
     public let ssl: SSL?
+    /// Apache's graceful reload (`OPENSHIFT_HTTP_RELOAD`), as an argv array: run after a change
+    /// of the HTTPS VirtualHosts or of the gear backends in `workers.conf`, the only changes
+    /// that need one. Empty: never reload.
+    public let reload: [String]
     /// Test seam: called with the temp path just before a map is renamed into place.
     let beforeRename: (@Sendable (String) -> Void)?
 
-    public init(directory: String, ssl: SSL? = nil, beforeRename: (@Sendable (String) -> Void)? = nil) {
+    public init(directory: String, reload: [String] = [], ssl: SSL? = nil, beforeRename: (@Sendable (String) -> Void)? = nil) {
         self.directory = directory
+        self.reload = reload
         self.ssl = ssl
         self.beforeRename = beforeRename
     }
@@ -194,8 +196,8 @@ public struct ApacheFrontend: FrontendPlugin {
     /// Has Apache read the new workers. A failure changes nothing but speed (requests are
     /// routed without pooled connections until the next reload), so it is not an error.
     private func reloadForWorkers() {
-        guard let ssl, !ssl.reload.isEmpty else { return }
-        _ = try? Spawner.run(ssl.reload, environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin"], timeoutSeconds: 120)
+        guard !reload.isEmpty else { return }
+        _ = try? Spawner.run(reload, environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin"], timeoutSeconds: 120)
     }
 
     public func served(_ uuid: String) throws(FrontendError) -> GearFrontend? {
@@ -272,17 +274,17 @@ public struct ApacheFrontend: FrontendPlugin {
                 let path = vhostDirectory + "/" + alias + ".conf"
                 do { try FileSystem.writeAtomically(path, text) } catch { throw FrontendError(error) }
             }
-            try reload(ssl)
+            try reloadForSSL()
         } catch {
             putBack()
-            try? reload(ssl)
+            try? reloadForSSL()
             throw error
         }
     }
 
-    private func reload(_ ssl: SSL) throws(FrontendError) {
-        guard let program = ssl.reload.first else { return }
-        let status = (try? Spawner.run(ssl.reload, environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin"], timeoutSeconds: 120))?.status
+    private func reloadForSSL() throws(FrontendError) {
+        guard let program = reload.first else { return }
+        let status = (try? Spawner.run(reload, environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin"], timeoutSeconds: 120))?.status
         guard status == 0 else {
             throw .plugin(name: name, reason: "\(program) failed: the new HTTPS configuration was not loaded, and was undone")
         }

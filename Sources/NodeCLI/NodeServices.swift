@@ -26,9 +26,10 @@ public struct NodeServices {
             let ssl = ApacheFrontend.SSL(
                 listen: layout.configuration.string("OPENSHIFT_HTTPS_LISTEN"),
                 certificateDirectory: layout.gearBaseDir + "/.frontend/ssl",
-                reload: layout.configuration.string("OPENSHIFT_HTTP_RELOAD").split(separator: " ").map(String.init),
                 wakePort: layout.configuration.integer("FRONTEND_WAKE_PORT"))
-            return ApacheFrontend(directory: layout.path("OPENSHIFT_HTTP_CONF_DIR"), ssl: ssl)
+            return ApacheFrontend(directory: layout.path("OPENSHIFT_HTTP_CONF_DIR"),
+                                  reload: layout.configuration.string("OPENSHIFT_HTTP_RELOAD").split(separator: " ").map(String.init),
+                                  ssl: ssl)
         },
     ]
 

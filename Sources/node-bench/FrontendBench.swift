@@ -31,9 +31,8 @@ struct FrontendBench: ParsableCommand {
             _ = ProcessRunner.wait(backend)
         }
         // As the daemon does: a new backend's pooled worker is loaded by a graceful reload.
-        let reload = ApacheFrontend.SSL(listen: "127.0.0.1:1", certificateDirectory: dir + "/ssl",
-                                        reload: ["/usr/sbin/apache2", "-f", dir + "/httpd.conf", "-k", "graceful"])
-        let manager = FrontendManager(stateDirectory: dir + "/state", plugins: [ApacheFrontend(directory: dir + "/maps", ssl: reload)],
+        let plugin = ApacheFrontend(directory: dir + "/maps", reload: ["/usr/sbin/apache2", "-f", dir + "/httpd.conf", "-k", "graceful"])
+        let manager = FrontendManager(stateDirectory: dir + "/state", plugins: [plugin],
                                       cloudDomain: "example.com")
         let clock = ContinuousClock()
         let setup = try clock.measure {

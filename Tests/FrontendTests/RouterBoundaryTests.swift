@@ -199,8 +199,8 @@ extension ApacheRoutingTests {
         // The same node with a reload that fails: the new certificate, its VirtualHost and the
         // document's record of it are all undone; the first certificate is untouched.
         let failing = FrontendManager(stateDirectory: lab.dir + "/state", plugins: [ApacheFrontend(
-            directory: lab.dir + "/maps",
-            ssl: .init(listen: "127.0.0.1:\(lab.sslPort)", certificateDirectory: lab.dir + "/state/ssl", reload: ["/bin/false"]))],
+            directory: lab.dir + "/maps", reload: ["/bin/false"],
+            ssl: .init(listen: "127.0.0.1:\(lab.sslPort)", certificateDirectory: lab.dir + "/state/ssl"))],
                                       cloudDomain: "example.com")
         try failing.addAlias(uuid: "g1", "second.one.org")
         let second = try Self.certificate(for: "second.one.org", in: lab.dir)
