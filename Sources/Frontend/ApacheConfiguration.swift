@@ -14,10 +14,8 @@ public enum ApacheConfiguration {
         # Map changes need no reload: mod_rewrite re-reads a map whose mtime changed.
         RewriteEngine On
         RewriteMap oo_lc "int:tolower"
+        RewriteMap oo_hosts "txt:\#(mapDirectory)/hosts.txt"
         RewriteMap oo_routes "txt:\#(mapDirectory)/routes.txt"
-        RewriteMap oo_aliases "txt:\#(mapDirectory)/aliases.txt"
-        RewriteMap oo_idler "txt:\#(mapDirectory)/idler.txt"
-        RewriteMap oo_sts "txt:\#(mapDirectory)/sts.txt"
         # An encoded slash is passed on as it came, as a gear reached directly would see it.
         AllowEncodedSlashes NoDecode
         # A client cannot pick another gear with the original's override header.
@@ -40,12 +38,14 @@ public enum ApacheConfiguration {
         Require all granted
         </Directory>
 
-        # host = lower-cased Host without :port and without one trailing dot; an alias resolves
-        # to its gear's fqdn.
+        # host = lower-cased Host without :port and without one trailing dot. Its record in
+        # hosts.txt, one lookup: the gear's fqdn (an alias resolves to it), whether the gear is
+        # idle, its STS max-age, and how many path segments its deepest route has.
         RewriteCond ${oo_lc:%{HTTP_HOST}} ^([^:]+?)\.?(?::[0-9]+)?$
-        RewriteRule ^ - [E=OO_HOST:%1,E=OO_STATE:unavailable]
-        RewriteCond ${oo_aliases:%{ENV:OO_HOST}|NONE} !^NONE$
-        RewriteRule ^ - [E=OO_HOST:${oo_aliases:%{ENV:OO_HOST}}]
+        RewriteCond ${oo_hosts:%1|NONE} ^([^|]+)\|([01])\|([0-9]*)\|([0-8])\|
+        RewriteRule ^ - [E=OO_HOST:%1,E=OO_IDLE:%2,E=OO_STS:%3,E=OO_DEPTH:%4,E=OO_STATE:unavailable]
+        RewriteCond %{ENV:OO_HOST} ^$
+        RewriteRule ^ - [R=404,L]
         # The path and query exactly as the request line has them (origin or absolute form).
         RewriteCond %{THE_REQUEST} "^\S+\s+(?:[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s]*)?(/[^?\s]*)(?:\?(\S*))?\s"
         RewriteRule ^ - [E=OO_PATH:%1,E=OO_QUERY:%2]
@@ -54,29 +54,34 @@ public enum ApacheConfiguration {
         # (307); without a wake service, 503 until it is started.
 
         """# + (wakePort > 0 ? #"""
-        RewriteCond ${oo_idler:%{ENV:OO_HOST}|NONE} !^NONE$
+        RewriteCond %{ENV:OO_IDLE} =1
         RewriteRule ^ http://127.0.0.1:\#(wakePort)%{ENV:OO_PATH}?%{ENV:OO_QUERY} [P,L,NE]
 
         """# : #"""
-        RewriteCond ${oo_idler:%{ENV:OO_HOST}|NONE} !^NONE$
+        RewriteCond %{ENV:OO_IDLE} =1
         RewriteRule ^ - [E=OO_STATE:idle,R=503,L]
 
         """#) + #"""
 
         # Strict-Transport-Security: plain HTTP goes to https; over HTTPS the header is added.
-        RewriteCond ${oo_sts:%{ENV:OO_HOST}|NONE} ^([0-9]+)$
-        RewriteRule ^ - [E=OO_STS:%1]
         RewriteCond %{ENV:OO_STS} ^[0-9]+$
         RewriteCond %{HTTPS} !=on
         RewriteRule ^ https://%{HTTP_HOST}%{ENV:OO_PATH}?%{ENV:OO_QUERY} [R=302,L,NE]
         Header always set Strict-Transport-Security "max-age=%{OO_STS}e" "expr=-n reqenv('OO_STS') && %{HTTPS} == 'on'"
 
-        # Most specific path first: \#(Connection.maximumDepth) segments down to the root. The map
-        # value and the rest of the path are matched together, so one condition yields both.
+        """# + #"""
+
+        # Most specific path first: from the host's deepest route (at most
+        # \#(Connection.maximumDepth) segments) down to the root; a host with only a root route
+        # skips the loop. The map value and the rest of the path are matched together, so one
+        # condition yields both.
+        RewriteCond %{ENV:OO_DEPTH} =0
+        RewriteRule ^ - [S=\#(Connection.maximumDepth)]
 
         """#
         for depth in stride(from: Connection.maximumDepth, through: 1, by: -1) {
             text += #"""
+            RewriteCond %{ENV:OO_DEPTH} >=\#(depth)
             RewriteCond %{ENV:OO_DEST} ^$
             RewriteCond %{ENV:OO_PATH} ^((?:/[^/]+){\#(depth)})(.*)$
             RewriteCond "${oo_routes:%{ENV:OO_HOST}%1|NONE} %2" "^([^|]+)\|[^|]*\|([^| ]+) (.*)$"
@@ -89,7 +94,12 @@ public enum ApacheConfiguration {
         RewriteCond "${oo_routes:%{ENV:OO_HOST}|NONE} %{ENV:OO_PATH}" "^([^|]+)\|[^|]*\|([^| ]+) (.*)$"
         RewriteRule ^ - [E=OO_DEST:%1,E=OO_GEAR:%2,E=OO_REST:%3]
 
-        # Dispatch on the destination, in the original's precedence.
+        # Dispatch on the destination. The common case first: a plain gear backend (a
+        # destination that starts with its address, never with a keyword) that is no WebSocket.
+        RewriteCond %{HTTP:Upgrade} !^websocket$ [NC]
+        RewriteCond %{ENV:OO_DEST} ^([0-9.]+:[0-9]+.*)$
+        RewriteRule ^ http://%1%{ENV:OO_REST}?%{ENV:OO_QUERY} [P,L,NE]
+        # Then the keywords, in the original's precedence.
         RewriteCond %{ENV:OO_DEST} ^$
         RewriteRule ^ - [R=404,L]
         RewriteCond %{ENV:OO_DEST} ^GONE$

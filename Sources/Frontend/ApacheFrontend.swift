@@ -12,6 +12,11 @@ import Glibc
 /// | `aliases.txt` | `<alias>` | `<fqdn>` |
 /// | `idler.txt` | `<fqdn>` | `<gear uuid>` |
 /// | `sts.txt` | `<fqdn>` | `<max-age>` |
+/// | `hosts.txt` | `<fqdn>` or `<alias>` | `<fqdn>|<idle 0/1>|<max-age or empty>|<depth>|<gear uuid>` |
+///
+/// `hosts.txt` is derived from the other four, written with them, for Apache alone: each name's
+/// record in one lookup per request, where `<depth>` is the segment count of the gear's deepest
+/// path route (0: a root route only, and Apache skips the path loop).
 ///
 /// A change streams the old map into a new file beside it, replacing only that gear's lines
 /// (memory O(the gear's routes)), fsyncs, and renames it over the old one: Apache notices the new
@@ -60,7 +65,7 @@ public struct ApacheFrontend: FrontendPlugin {
     /// Where the per-alias HTTPS VirtualHosts are (include `<dir>/ssl-vhosts/*.conf`).
     public var vhostDirectory: String { directory + "/ssl-vhosts" }
 
-    public static let maps = ["routes", "aliases", "idler", "sts"]
+    public static let maps = ["routes", "aliases", "idler", "sts", "hosts"]
 
     /// The worker declarations, included by the router's rules.
     public static let workersFile = "workers.conf"
@@ -99,6 +104,14 @@ public struct ApacheFrontend: FrontendPlugin {
                     line.split(separator: " ").first.map { hosts.contains(String($0)) } ?? false
                 }
             }
+            // Last: every request starts from a name's record, which tells Apache what to look
+            // up in the maps written above.
+            if changed || wanted["hosts"] != previous.map(Self.lines(of:))?["hosts"] {
+                let names = hosts.union((frontend?.aliases ?? []) + (previous?.aliases ?? []))
+                try rewrite("hosts", newLines: wanted["hosts"] ?? []) { line in
+                    line.hasSuffix("|" + uuid) || line.split(separator: " ").first.map { names.contains(String($0)) } ?? false
+                }
+            }
             if (frontend?.sslAliases ?? []) != (previous?.sslAliases ?? []) || (frontend?.certificates ?? [:]) != (previous?.certificates ?? [:]) {
                 try updateVirtualHosts(keep: frontend?.sslAliases ?? [], drop: previous?.sslAliases ?? [])
             }
@@ -115,12 +128,14 @@ public struct ApacheFrontend: FrontendPlugin {
         return result
     }
 
-    /// Each map's lines for one gear, as `apply` writes them.
-    static func lines(of frontend: GearFrontend) -> [String: [String]] {
-        [
-            "routes": frontend.connections.compactMap { connection in
-                routed(connection).map { "\(frontend.fqdn)\(connection.path) \($0.destination)|\(frontend.appUUID)|\(frontend.uuid)" }
-            },
+    /// Each map's lines for one gear, as `apply` writes them (and `oo-accept-node` expects them).
+    public static func lines(of frontend: GearFrontend) -> [String: [String]] {
+        let served = frontend.connections.compactMap { connection in routed(connection).map { (connection.path, $0) } }
+        let depth = served.map { path, _ in path.split(separator: "/").count }.max() ?? 0
+        let record = "\(frontend.fqdn)|\(frontend.idle ? 1 : 0)|\(frontend.sts.map(String.init) ?? "")|\(depth)|\(frontend.uuid)"
+        return [
+            "routes": served.map { path, connection in "\(frontend.fqdn)\(path) \(connection.destination)|\(frontend.appUUID)|\(frontend.uuid)" },
+            "hosts": ([frontend.fqdn] + frontend.aliases).map { "\($0) \(record)" },
             "aliases": frontend.aliases.map { "\($0) \(frontend.fqdn)" },
             "idler": frontend.idle ? ["\(frontend.fqdn) \(frontend.uuid)"] : [],
             "sts": frontend.sts.map { ["\(frontend.fqdn) \($0)"] } ?? [],

@@ -15,6 +15,8 @@ struct RewriteMaps {
     let aliases: [String: String]
     /// `idler.txt`: fqdn -> gear uuid.
     let idler: [String: String]
+    /// `hosts.txt`: fqdn or alias -> its record, `<fqdn>|<idle>|<max-age>|<depth>|<gear uuid>`.
+    let hosts: [String: String]
 
     init(directory: String) {
         self.directory = directory
@@ -30,6 +32,8 @@ struct RewriteMaps {
         }
         aliases = Dictionary(pairs("aliases"), uniquingKeysWith: { _, last in last })
         idler = Dictionary(pairs("idler"), uniquingKeysWith: { _, last in last })
+        // Apache takes a key's first line.
+        hosts = Dictionary(pairs("hosts"), uniquingKeysWith: { first, _ in first })
     }
 
     func path(_ map: String) -> String { directory + "/" + map + ".txt" }

@@ -232,11 +232,15 @@ struct ApacheRoutingTests {
         #expect(lab.get("one-ns.example.com")?.status == 404)
         #expect(lab.get("www.one.org")?.status == 404)
 
-        // Idle: 503 until unidled.
+        // Idle: 503 until unidled, by its host name and by its alias.
+        try lab.manager.addAlias(uuid: "g2", "www.two.org")
+        #expect(lab.get("www.two.org")?.body == "backend two\n")
         try lab.manager.idle(uuid: "g2")
         #expect(lab.get("two-ns.example.com")?.status == 503)
+        #expect(lab.get("www.two.org")?.status == 503)
         try lab.manager.unidle(uuid: "g2")
         #expect(lab.get("two-ns.example.com")?.body == "backend two\n")
+        #expect(lab.get("www.two.org")?.body == "backend two\n")
 
         // Strict-Transport-Security: plain HTTP is sent to https.
         try lab.manager.sts(uuid: "g2", maxAge: 600)

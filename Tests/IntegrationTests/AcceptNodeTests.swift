@@ -49,6 +49,30 @@ struct AcceptNodeSandboxTests {
         ], "\(result.stdout)")
     }
 
+    @Test("a hosts.txt record that disagrees with the route document (Apache's first lookup) is named with the repair command")
+    func staleHostRecord() throws {
+        let node = try AcceptSandbox()
+        defer { node.destroy() }
+        let hosts = node.mapDirectory + "/hosts.txt"
+        let lines = (TestFiles.read(hosts) ?? "").split(separator: "\n").map(String.init)
+        let record = try #require(lines.first { $0.hasPrefix("shop-acme.example.com ") }, "\(lines)")
+        let good = String(record.split(separator: " ")[1])
+        // The gear's path routes skipped (depth 0), and a name planted for a gear that does not exist.
+        var fields = good.split(separator: "|", omittingEmptySubsequences: false)
+        fields[3] = "0"
+        let stale = fields.joined(separator: "|")
+        try TestFiles.write(hosts, lines.map { $0 == record ? "shop-acme.example.com \(stale)" : $0 }.map { $0 + "\n" }.joined()
+                            + "evil.example.org evil.example.org|0||0|nosuchgear\n")
+        let result = try node.accept()
+        #expect(result.status == 1)
+        #expect(result.failures == [
+            "FAIL: gear g1: \(hosts) gives shop-acme.example.com the record \(stale), its route document makes it \(good): "
+                + "rebuild the maps from the documents: oo-admin-ctl-gears routes --repair \(node.optionText)",
+            "FAIL: \(hosts) routes evil.example.org to gear nosuchgear, which is no gear of this node: "
+                + "remove its line from \(hosts) (write the map anew and rename it over the old one: Apache re-reads it by itself)",
+        ], "\(result.stdout)")
+    }
+
     @Test("a gear home with the wrong mode is named with its mode and the chmod that fixes it")
     func wrongHomeMode() throws {
         let node = try AcceptSandbox()

@@ -42,7 +42,7 @@ struct DirectoryCheck: NodeCheck {
             // Apache refuses to start without its maps; a sandbox has them once it has gears.
             list.append(Expectation(path: node.mapDirectory, role: "OPENSHIFT_HTTP_CONF_DIR (the frontend maps)",
                                     required: !node.isSandbox || !node.recordedUUIDs.isEmpty, forbidden: shared,
-                                    create: mkdir(node.mapDirectory, "0755") + " and create its empty maps routes.txt, aliases.txt, idler.txt, sts.txt"))
+                                    create: mkdir(node.mapDirectory, "0755") + " and create its empty maps routes.txt, aliases.txt, idler.txt, sts.txt, hosts.txt"))
         }
         list += [
             Expectation(path: base + "/.gears", role: "the gear records", required: false, mode: 0o700, forbidden: 0o077, create: ""),

@@ -102,6 +102,14 @@ struct RouteCheck: NodeCheck {
                                   + (idle ? "marks it idle" : "does not mark it idle"),
                                   fix: "re-apply the state: \(node.command(["oo-devel-node", document.idle ? "frontend-idle" : "frontend-unidle", "--with-container-uuid", uuid]))"))
         }
+        // Apache starts every request from the name's record: a wrong one misroutes the name.
+        for line in ApacheFrontend.lines(of: document)["hosts"] ?? [] {
+            let parts = line.split(separator: " ", maxSplits: 1).map(String.init)
+            guard parts.count == 2, maps.hosts[parts[0]] != parts[1] else { continue }
+            findings.append(.fail("gear \(uuid): \(maps.path("hosts")) gives \(parts[0]) "
+                                  + (maps.hosts[parts[0]].map { "the record \($0)" } ?? "no record") + ", its route document makes it \(parts[1])",
+                                  fix: "rebuild the maps from the documents: " + node.command(["oo-admin-ctl-gears", "routes", "--repair"])))
+        }
         return findings
     }
 
@@ -117,6 +125,12 @@ struct RouteCheck: NodeCheck {
         }
         for (fqdn, uuid) in maps.idler.sorted(by: { $0.key < $1.key }) where !node.recordedUUIDs.contains(uuid) {
             findings.append(.fail("\(maps.path("idler")) marks \(fqdn) idle for gear \(uuid), which is no gear of this node", fix: fix("idler")))
+        }
+        for (name, record) in maps.hosts.sorted(by: { $0.key < $1.key }) {
+            let uuid = String(record.split(separator: "|", omittingEmptySubsequences: false).last ?? "")
+            if !node.recordedUUIDs.contains(uuid) {
+                findings.append(.fail("\(maps.path("hosts")) routes \(name) to gear \(uuid), which is no gear of this node", fix: fix("hosts")))
+            }
         }
         return findings
     }
