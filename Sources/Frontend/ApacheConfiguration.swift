@@ -22,7 +22,8 @@ public enum ApacheConfiguration {
         RequestHeader unset X-OpenShift-Host early
         RequestHeader set X-Forwarded-Proto "\#(scheme)"
         RequestHeader set X-Forwarded-Port "\#(port)"
-        RequestHeader set X-Client-IP "expr=%{REMOTE_ADDR}"
+        # The peer's address, set by the first rewrite rule for every request routed to a gear.
+        RequestHeader set X-Client-IP "%{OO_CLIENT}e" env=OO_CLIENT
         RequestHeader set X-Request-Start "%t"
         # One pooled worker per gear backend (written with routes.txt; read at each reload).
         IncludeOptional "\#(mapDirectory)/\#(ApacheFrontend.workersFile)"
@@ -43,7 +44,7 @@ public enum ApacheConfiguration {
         # idle, its STS max-age, and how many path segments its deepest route has.
         RewriteCond ${oo_lc:%{HTTP_HOST}} ^([^:]+?)\.?(?::[0-9]+)?$
         RewriteCond ${oo_hosts:%1|NONE} ^([^|]+)\|([01])\|([0-9]*)\|([0-8])\|
-        RewriteRule ^ - [E=OO_HOST:%1,E=OO_IDLE:%2,E=OO_STS:%3,E=OO_DEPTH:%4,E=OO_STATE:unavailable]
+        RewriteRule ^ - [E=OO_HOST:%1,E=OO_IDLE:%2,E=OO_STS:%3,E=OO_DEPTH:%4,E=OO_STATE:unavailable,E=OO_CLIENT:%{REMOTE_ADDR}]
         RewriteCond %{ENV:OO_HOST} ^$
         RewriteRule ^ - [R=404,L]
         # The path and query exactly as the request line has them (origin or absolute form).
@@ -63,13 +64,13 @@ public enum ApacheConfiguration {
 
         """#) + #"""
 
-        # Strict-Transport-Security: plain HTTP goes to https; over HTTPS the header is added.
+        # Strict-Transport-Security: plain HTTP goes to https; over HTTPS the header is added
+        # (by the HTTPS rules only: a response filter on every plain HTTP response would cost
+        # each request for a header it never sends).
         RewriteCond %{ENV:OO_STS} ^[0-9]+$
         RewriteCond %{HTTPS} !=on
         RewriteRule ^ https://%{HTTP_HOST}%{ENV:OO_PATH}?%{ENV:OO_QUERY} [R=302,L,NE]
-        Header always set Strict-Transport-Security "max-age=%{OO_STS}e" "expr=-n reqenv('OO_STS') && %{HTTPS} == 'on'"
-
-        """# + #"""
+        """# + (scheme == "https" ? "\n" + #"Header always set Strict-Transport-Security "max-age=%{OO_STS}e" "expr=-n reqenv('OO_STS') && %{HTTPS} == 'on'""# : "") + "\n" + #"""
 
         # Most specific path first: from the host's deepest route (at most
         # \#(Connection.maximumDepth) segments) down to the root; a host with only a root route

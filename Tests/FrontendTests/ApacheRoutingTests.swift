@@ -119,6 +119,22 @@ struct ApacheRoutingTests {
         #expect(await eventually(within: 15) { https() == "backend one\n" }, "\(TestFiles.read(lab.dir + "/error.log") ?? "")")
         #expect(lab.apachePID == pid, "a graceful reload keeps the parent")
 
+        // Strict-Transport-Security: the header over HTTPS, a redirect to https over plain HTTP,
+        // and neither for a gear without it.
+        func httpsHeaders() -> String {
+            let result = try? ProcessRunner.run(["/usr/bin/curl", "-sk", "-D", "-", "-o", "/dev/null", "--max-time", "3",
+                                                 "--resolve", "secure.one.org:\(lab.sslPort):127.0.0.1", "https://secure.one.org:\(lab.sslPort)/"])
+            return result?.stdout ?? ""
+        }
+        #expect(!httpsHeaders().lowercased().contains("strict-transport-security"))
+        try lab.manager.sts(uuid: "g1", maxAge: 600)
+        #expect(httpsHeaders().contains("Strict-Transport-Security: max-age=600"), "\(httpsHeaders())")
+        let plain = lab.get("secure.one.org", "/x?y=1")
+        #expect(plain?.status == 302 && plain?.headers.contains("Location: https://secure.one.org/x?y=1") == true)
+        #expect(lab.get("two-ns.example.com")?.headers.contains { $0.lowercased().hasPrefix("strict-transport-security") } == false)
+        try lab.manager.sts(uuid: "g1", maxAge: nil)
+        #expect(!httpsHeaders().lowercased().contains("strict-transport-security"))
+
         try lab.manager.removeAlias(uuid: "g1", "secure.one.org")
         #expect(TestFiles.list(lab.dir + "/maps/ssl-vhosts").isEmpty)
         #expect(!TestFiles.exists(lab.dir + "/state/ssl/secure.one.org.key"))
