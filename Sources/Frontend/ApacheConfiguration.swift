@@ -39,17 +39,27 @@ public enum ApacheConfiguration {
         Require all granted
         </Directory>
 
-        # host = lower-cased Host without :port and without one trailing dot. Its record in
-        # hosts.txt, one lookup: the gear's fqdn (an alias resolves to it), whether the gear is
-        # idle, its STS max-age, and how many path segments its deepest route has.
-        RewriteCond ${oo_lc:%{HTTP_HOST}} ^([^:]+?)\.?(?::[0-9]+)?$
-        RewriteCond ${oo_hosts:%1|NONE} ^([^|]+)\|([01])\|([0-9]*)\|([0-8])\|
-        RewriteRule ^ - [E=OO_HOST:%1,E=OO_IDLE:%2,E=OO_STS:%3,E=OO_DEPTH:%4,E=OO_STATE:unavailable,E=OO_CLIENT:%{REMOTE_ADDR}]
+        # Every request starts from its name's record in hosts.txt (one lookup), matched together
+        # with the request line so that one condition yields both:
+        #   record: <fqdn>|<direct>|<idle>|<sts max-age>|<depth>|<gear uuid>
+        #   request line: the path and query exactly as the client sent them (origin or absolute
+        #   form), never Apache's decoded path.
+        # The name is the lower-cased Host without :port and without one trailing dot; an alias's
+        # record is its gear's. Greedy patterns only: a lazy one backtracks at every character.
+        #
+        # The common case in one rule: a gear whose only route is its root, to a plain backend,
+        # neither idle nor under STS, has that backend as <direct>, and is proxied at once.
+        RewriteCond %{HTTP:Upgrade} !^websocket$ [NC]
+        RewriteCond ${oo_lc:%{HTTP_HOST}} \#(hostPattern)
+        RewriteCond "${oo_hosts:%1|NONE} %{THE_REQUEST}" "^[^|]+\|([0-9.]+:[0-9]+[^|]*)\|[01]\|[0-9]*\|[0-8]\|(\S+) \#(requestLinePattern)"
+        RewriteRule ^ http://%1%3?%4 [P,L,NE,E=OO_DEST:%1,E=OO_GEAR:%2,E=OO_STATE:unavailable,E=OO_CLIENT:%{REMOTE_ADDR}]
+
+        # Any other: the record's fields, then idle, STS and the path routes.
+        RewriteCond ${oo_lc:%{HTTP_HOST}} \#(hostPattern)
+        RewriteCond "${oo_hosts:%1|NONE} %{THE_REQUEST}" "^([^|]+)\|[^|]*\|([01])\|([0-9]*)\|([0-8])\|\S+ \#(requestLinePattern)"
+        RewriteRule ^ - [E=OO_HOST:%1,E=OO_IDLE:%2,E=OO_STS:%3,E=OO_DEPTH:%4,E=OO_PATH:%5,E=OO_QUERY:%6,E=OO_STATE:unavailable,E=OO_CLIENT:%{REMOTE_ADDR}]
         RewriteCond %{ENV:OO_HOST} ^$
         RewriteRule ^ - [R=404,L]
-        # The path and query exactly as the request line has them (origin or absolute form).
-        RewriteCond %{THE_REQUEST} "^\S+\s+(?:[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s]*)?(/[^?\s]*)(?:\?(\S*))?\s"
-        RewriteRule ^ - [E=OO_PATH:%1,E=OO_QUERY:%2]
 
         # An idle gear: the node's wake service starts it and has the client repeat the request
         # (307); without a wake service, 503 until it is started.
@@ -134,6 +144,11 @@ public enum ApacheConfiguration {
         """#
         return text
     }
+
+    /// The Host header's name: lower-cased by the rule, then without :port and one trailing dot.
+    static let hostPattern = #"^([^:]*[^:.])\.?(?::[0-9]+)?$"#
+    /// The request line's method, then its path and query (two groups), then a space.
+    static let requestLinePattern = #"\S+\s+(?:[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s]*)?(/[^?\s]*)(?:\?(\S*))?\s"#
 
     /// The operator's static files, which FILE routes may name and NOPROXY routes serve.
     public static func fileDirectory(mapDirectory: String) -> String { mapDirectory + "/files" }

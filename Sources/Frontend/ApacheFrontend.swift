@@ -12,11 +12,13 @@ import Glibc
 /// | `aliases.txt` | `<alias>` | `<fqdn>` |
 /// | `idler.txt` | `<fqdn>` | `<gear uuid>` |
 /// | `sts.txt` | `<fqdn>` | `<max-age>` |
-/// | `hosts.txt` | `<fqdn>` or `<alias>` | `<fqdn>|<idle 0/1>|<max-age or empty>|<depth>|<gear uuid>` |
+/// | `hosts.txt` | `<fqdn>` or `<alias>` | `<fqdn>|<direct>|<idle 0/1>|<max-age or empty>|<depth>|<gear uuid>` |
 ///
 /// `hosts.txt` is derived from the other four, written with them, for Apache alone: each name's
 /// record in one lookup per request, where `<depth>` is the segment count of the gear's deepest
-/// path route (0: a root route only, and Apache skips the path loop).
+/// path route (0: a root route only, and Apache skips the path loop), and `<direct>` is the root
+/// route's backend when the gear has no other route and is neither idle nor under STS: Apache
+/// then proxies from the record alone, the common case in one rule.
 ///
 /// A change streams the old map into a new file beside it, replacing only that gear's lines
 /// (memory O(the gear's routes)), fsyncs, and renames it over the old one: Apache notices the new
@@ -132,7 +134,11 @@ public struct ApacheFrontend: FrontendPlugin {
     public static func lines(of frontend: GearFrontend) -> [String: [String]] {
         let served = frontend.connections.compactMap { connection in routed(connection).map { (connection.path, $0) } }
         let depth = served.map { path, _ in path.split(separator: "/").count }.max() ?? 0
-        let record = "\(frontend.fqdn)|\(frontend.idle ? 1 : 0)|\(frontend.sts.map(String.init) ?? "")|\(depth)|\(frontend.uuid)"
+        // The root's backend when Apache may proxy to it from the record alone: no path route,
+        // neither idle nor STS, and a plain backend (an address, not a keyword).
+        let root = served.first { path, _ in path.isEmpty }?.1.destination ?? ""
+        let direct = depth == 0 && !frontend.idle && frontend.sts == nil && root.utf8.first.map(ASCII.isDigit) == true ? root : ""
+        let record = "\(frontend.fqdn)|\(direct)|\(frontend.idle ? 1 : 0)|\(frontend.sts.map(String.init) ?? "")|\(depth)|\(frontend.uuid)"
         return [
             "routes": served.map { path, connection in "\(frontend.fqdn)\(path) \(connection.destination)|\(frontend.appUUID)|\(frontend.uuid)" },
             "hosts": ([frontend.fqdn] + frontend.aliases).map { "\($0) \(record)" },

@@ -23,14 +23,19 @@ extension ApacheRoutingTests {
         try lab.manager.create(uuid: "g5", appUUID: "a5", gearName: "raw", namespace: "ns")
         try lab.manager.connect(uuid: "g5", [Connection(path: "", target: "127.0.0.5:8080"),
                                              Connection(path: "/sub", target: "127.0.0.5:8080/x")])
+        // A gear with its root route alone is proxied from its hosts.txt record by the first rule.
+        try lab.manager.create(uuid: "g6", appUUID: "a6", gearName: "flat", namespace: "ns")
+        try lab.manager.connect(uuid: "g6", [Connection(path: "", target: "127.0.0.5:8080")])
         #expect(await eventually(within: 10) { HTTPProbe.get(port: 8080, host: "127.0.0.5", path: "/")?.status == 200 })
         let paths = ["/a%20b", "/a%3Fb", "/a%2541", "/%252e%252e/secret", "/a%23b", "/a%2Fb", "/caf%C3%A9", "/q?x=a%20b&y=%3F",
                      "/a%3Fb?c%3Fd=1", "/plain", "/"]
-        for path in paths {
-            let direct = Self.target(HTTPProbe.get(port: 8080, host: "127.0.0.5", path: path))
-            let routed = Self.target(lab.get("raw-ns.example.com", path))
-            #expect(direct == path, "the echo itself")
-            #expect(routed == direct, "\(path): through the frontend \(routed ?? "nothing"), directly \(direct ?? "nothing")")
+        for host in ["raw-ns.example.com", "flat-ns.example.com", "Flat-NS.Example.COM.:\(lab.port)"] {
+            for path in paths {
+                let direct = Self.target(HTTPProbe.get(port: 8080, host: "127.0.0.5", path: path))
+                let routed = Self.target(lab.get(host, path))
+                #expect(direct == path, "the echo itself")
+                #expect(routed == direct, "\(host)\(path): through the frontend \(routed ?? "nothing"), directly \(direct ?? "nothing")")
+            }
         }
         // A path route swaps its prefix for the target's path and keeps the rest byte for byte.
         #expect(Self.target(lab.get("raw-ns.example.com", "/sub/x%20y?q=%2F")) == "/x/x%20y?q=%2F")
@@ -249,16 +254,21 @@ extension ApacheRoutingTests {
         let pid = lab.apachePID
         let routes = TestFiles.read(lab.dir + "/maps/routes.txt")
         let aliases = TestFiles.read(lab.dir + "/maps/aliases.txt")
+        let hosts = TestFiles.read(lab.dir + "/maps/hosts.txt")
         try TestFiles.write(lab.dir + "/maps/routes.txt", "")
         unlink(lab.dir + "/maps/aliases.txt")
         try TestFiles.write(lab.dir + "/maps/sts.txt", "stale-ns.example.com 60\n")
+        try TestFiles.write(lab.dir + "/maps/hosts.txt", "")
         #expect(lab.get("one-ns.example.com")?.status == 404)
+        #expect(lab.get("www.one.org")?.status == 404)
         let check = try lab.manager.reconcile(repair: false)
-        #expect(check.drift.count == 3, "\(check.drift)")
+        #expect(check.drift.count == 4, "\(check.drift)")
         #expect(TestFiles.read(lab.dir + "/maps/routes.txt") == "", "a check changes nothing")
         let repaired = try lab.manager.reconcile(repair: true)
-        #expect(repaired.drift.count == 3)
+        #expect(repaired.drift.count == 4)
         #expect(TestFiles.read(lab.dir + "/maps/routes.txt") == routes && TestFiles.read(lab.dir + "/maps/aliases.txt") == aliases)
+        func sorted(_ text: String?) -> [Substring] { (text ?? "").split(separator: "\n").sorted() }
+        #expect(sorted(TestFiles.read(lab.dir + "/maps/hosts.txt")) == sorted(hosts), "the same records, in the documents' order")
         #expect(TestFiles.read(lab.dir + "/maps/sts.txt") == "")
         #expect(await eventually(within: 5) { lab.get("www.one.org")?.body == "backend one\n" })
         #expect(try lab.manager.reconcile(repair: false).clean)

@@ -59,7 +59,7 @@ struct AcceptNodeSandboxTests {
         let good = String(record.split(separator: " ")[1])
         // The gear's path routes skipped (depth 0), and a name planted for a gear that does not exist.
         var fields = good.split(separator: "|", omittingEmptySubsequences: false)
-        fields[3] = "0"
+        fields[4] = "0"
         let stale = fields.joined(separator: "|")
         try TestFiles.write(hosts, lines.map { $0 == record ? "shop-acme.example.com \(stale)" : $0 }.map { $0 + "\n" }.joined()
                             + "evil.example.org evil.example.org|0||0|nosuchgear\n")
