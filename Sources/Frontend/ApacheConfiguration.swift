@@ -41,18 +41,21 @@ public enum ApacheConfiguration {
 
         # Every request starts from its name's record in hosts.txt (one lookup), matched together
         # with the request line so that one condition yields both:
-        #   record: <fqdn>|<direct>|<idle>|<sts max-age>|<depth>|<gear uuid>
+        #   record: <fqdn>|<root>|<idle>|<sts max-age>|<depth>|<gear uuid>|,<first segment>,...,
         #   request line: the path and query exactly as the client sent them (origin or absolute
         #   form), never Apache's decoded path.
         # The name is the lower-cased Host without :port and without one trailing dot; an alias's
         # record is its gear's. Greedy patterns only: a lazy one backtracks at every character.
         #
-        # The common case in one rule: a gear whose only route is its root, to a plain backend,
-        # neither idle nor under STS, has that backend as <direct>, and is proxied at once.
+        # The common case in one rule: the gear's root route goes to a plain backend (<root>), it
+        # is neither idle nor under STS, and no path route of the gear starts with the request's
+        # first segment (the list ends the record): proxied at once to the root backend.
         RewriteCond %{HTTP:Upgrade} !^websocket$ [NC]
         RewriteCond ${oo_lc:%{HTTP_HOST}} \#(hostPattern)
-        RewriteCond "${oo_hosts:%1|NONE} %{THE_REQUEST}" "^[^|]+\|([0-9.]+:[0-9]+[^|]*)\|[01]\|[0-9]*\|[0-8]\|(\S+) \#(requestLinePattern)"
-        RewriteRule ^ http://%1%3?%4 [P,L,NE,E=OO_DEST:%1,E=OO_GEAR:%2,E=OO_STATE:unavailable,E=OO_CLIENT:%{REMOTE_ADDR}]
+        # The record comes first: its text is the node's, so nothing in a request line (even one
+        # Apache lets through with extra fields) can stand in for it.
+        RewriteCond "${oo_hosts:%1|NONE} %{THE_REQUEST}" "^[^|]+\|([0-9.]+:[0-9]+[^|]*)\|0\|\|[0-8]\|([^|]+)\|(?![^ ]*,(/[^,/ ]*),[^ ]* \S+\s+\#(absoluteForm)\3[/?\s])[^ ]* \#(requestLinePattern)"
+        RewriteRule ^ http://%1%4?%5 [P,L,NE,E=OO_DEST:%1,E=OO_GEAR:%2,E=OO_STATE:unavailable,E=OO_CLIENT:%{REMOTE_ADDR}]
 
         # Any other: the record's fields, then idle, STS and the path routes.
         RewriteCond ${oo_lc:%{HTTP_HOST}} \#(hostPattern)
@@ -147,8 +150,10 @@ public enum ApacheConfiguration {
 
     /// The Host header's name: lower-cased by the rule, then without :port and one trailing dot.
     static let hostPattern = #"^([^:]*[^:.])\.?(?::[0-9]+)?$"#
+    /// The scheme and authority of a request line's absolute form, if it has them.
+    static let absoluteForm = #"(?:[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s]*)?"#
     /// The request line's method, then its path and query (two groups), then a space.
-    static let requestLinePattern = #"\S+\s+(?:[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s]*)?(/[^?\s]*)(?:\?(\S*))?\s"#
+    static let requestLinePattern = #"\S+\s+"# + absoluteForm + #"(/[^?\s]*)(?:\?(\S*))?\s"#
 
     /// The operator's static files, which FILE routes may name and NOPROXY routes serve.
     public static func fileDirectory(mapDirectory: String) -> String { mapDirectory + "/files" }

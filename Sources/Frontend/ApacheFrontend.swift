@@ -12,13 +12,14 @@ import Glibc
 /// | `aliases.txt` | `<alias>` | `<fqdn>` |
 /// | `idler.txt` | `<fqdn>` | `<gear uuid>` |
 /// | `sts.txt` | `<fqdn>` | `<max-age>` |
-/// | `hosts.txt` | `<fqdn>` or `<alias>` | `<fqdn>|<direct>|<idle 0/1>|<max-age or empty>|<depth>|<gear uuid>` |
+/// | `hosts.txt` | `<fqdn>` or `<alias>` | `<fqdn>|<root>|<idle 0/1>|<max-age or empty>|<depth>|<gear uuid>|,<first segment>,...,` |
 ///
 /// `hosts.txt` is derived from the other four, written with them, for Apache alone: each name's
 /// record in one lookup per request, where `<depth>` is the segment count of the gear's deepest
-/// path route (0: a root route only, and Apache skips the path loop), and `<direct>` is the root
-/// route's backend when the gear has no other route and is neither idle nor under STS: Apache
-/// then proxies from the record alone, the common case in one rule.
+/// path route (0: a root route only, and Apache skips the path loop), `<root>` the root route's
+/// backend if it is a plain address, and the list the first segments of the path routes. A
+/// request whose first segment starts no path route, for a gear neither idle nor under STS, is
+/// proxied to `<root>` from the record alone: the common case in one rule.
 ///
 /// A change streams the old map into a new file beside it, replacing only that gear's lines
 /// (memory O(the gear's routes)), fsyncs, and renames it over the old one: Apache notices the new
@@ -134,11 +135,14 @@ public struct ApacheFrontend: FrontendPlugin {
     public static func lines(of frontend: GearFrontend) -> [String: [String]] {
         let served = frontend.connections.compactMap { connection in routed(connection).map { (connection.path, $0) } }
         let depth = served.map { path, _ in path.split(separator: "/").count }.max() ?? 0
-        // The root's backend when Apache may proxy to it from the record alone: no path route,
-        // neither idle nor STS, and a plain backend (an address, not a keyword).
+        // The root route's backend if it is a plain one (an address, not a keyword), and the first
+        // segment of every path route: Apache proxies a request from the record alone when no
+        // path route starts with its first segment (and the gear is neither idle nor under STS).
         let root = served.first { path, _ in path.isEmpty }?.1.destination ?? ""
-        let direct = depth == 0 && !frontend.idle && frontend.sts == nil && root.utf8.first.map(ASCII.isDigit) == true ? root : ""
-        let record = "\(frontend.fqdn)|\(direct)|\(frontend.idle ? 1 : 0)|\(frontend.sts.map(String.init) ?? "")|\(depth)|\(frontend.uuid)"
+        let backend = root.utf8.first.map(ASCII.isDigit) == true ? root : ""
+        let firsts = Set(served.compactMap { path, _ in path.split(separator: "/").first.map { "/" + $0 } }).sorted()
+        let record = "\(frontend.fqdn)|\(backend)|\(frontend.idle ? 1 : 0)|\(frontend.sts.map(String.init) ?? "")|\(depth)|\(frontend.uuid)|,"
+            + firsts.map { $0 + "," }.joined()
         return [
             "routes": served.map { path, connection in "\(frontend.fqdn)\(path) \(connection.destination)|\(frontend.appUUID)|\(frontend.uuid)" },
             "hosts": ([frontend.fqdn] + frontend.aliases).map { "\($0) \(record)" },

@@ -17,52 +17,46 @@ struct HostsMapTests {
         return result
     }
 
-    @Test("each name's record follows its gear: alias target, direct backend, idle, STS max-age, deepest routed path")
+    @Test("each name's record follows its gear: alias target, root backend, idle, STS max-age, deepest path, first segments")
     func records() throws {
         let dir = TestFiles.temporaryDirectory("hosts-map")
         defer { TestFiles.remove(dir) }
         let manager = makeManager(ApacheFrontend(directory: dir + "/httpd"), dir)
         try manager.create(uuid: "g1", appUUID: "a1", gearName: "shop", namespace: "acme")
         try manager.create(uuid: "g2", appUUID: "a2", gearName: "blog", namespace: "acme")
-        #expect(Self.hosts(dir) == ["blog-acme.example.com blog-acme.example.com||0||0|g2",
-                                    "shop-acme.example.com shop-acme.example.com||0||0|g1"], "no route: no direct backend")
+        #expect(Self.hosts(dir) == ["blog-acme.example.com blog-acme.example.com||0||0|g2|,",
+                                    "shop-acme.example.com shop-acme.example.com||0||0|g1|,"], "no route: no root backend")
         try manager.connect(uuid: "g1", [Connection(path: "", target: "127.1.244.1:8080")])
         try manager.connect(uuid: "g2", [Connection(path: "", target: "127.1.244.129:8080")])
         try manager.addAlias(uuid: "g1", "www.shop.com")
-        #expect(Self.hosts(dir) == ["blog-acme.example.com blog-acme.example.com|127.1.244.129:8080|0||0|g2",
-                                    "shop-acme.example.com shop-acme.example.com|127.1.244.1:8080|0||0|g1",
-                                    "www.shop.com shop-acme.example.com|127.1.244.1:8080|0||0|g1"], "a root route alone: Apache proxies from the record")
+        let blog = "blog-acme.example.com blog-acme.example.com|127.1.244.129:8080|0||0|g2|,"
+        #expect(Self.hosts(dir) == [blog, "shop-acme.example.com shop-acme.example.com|127.1.244.1:8080|0||0|g1|,",
+                                    "www.shop.com shop-acme.example.com|127.1.244.1:8080|0||0|g1|,"])
 
-        // The deepest path sets the depth; an endpoint that is no HTTP route does not count.
+        // The deepest path sets the depth, each path route's first segment is listed once; an
+        // endpoint that is no HTTP route counts for neither.
         var tls = Connection.Options()
         tls.protocols = ["tls"]
         try manager.connect(uuid: "g1", [Connection(path: "/api/v1/items", target: "127.1.244.2:8080"),
+                                         Connection(path: "/api", target: "127.1.244.2:8080"),
+                                         Connection(path: "/health", target: "", options: Self.options("health")),
                                          Connection(path: "/a/b/c/d/e", target: "127.1.244.3:8080", options: tls)])
-        #expect(Self.hosts(dir).contains("www.shop.com shop-acme.example.com||0||3|g1"), "a path route: the rules look up routes.txt")
-        try manager.disconnect(uuid: "g1", paths: ["/api/v1/items"])
-        #expect(Self.hosts(dir).contains("www.shop.com shop-acme.example.com|127.1.244.1:8080|0||0|g1"))
+        #expect(Self.hosts(dir).contains("www.shop.com shop-acme.example.com|127.1.244.1:8080|0||3|g1|,/api,/health,"))
         try manager.idle(uuid: "g1")
-        #expect(Self.hosts(dir).contains("www.shop.com shop-acme.example.com||1||0|g1"), "idle: never proxied from the record")
-        try manager.unidle(uuid: "g1")
         try manager.sts(uuid: "g1", maxAge: 600)
-        #expect(Self.hosts(dir).contains("www.shop.com shop-acme.example.com||0|600|0|g1"), "STS: never proxied from the record")
-        try manager.connect(uuid: "g1", [Connection(path: "/api/v1/items", target: "127.1.244.2:8080")])
-        try manager.idle(uuid: "g1")
-        #expect(Self.hosts(dir) == ["blog-acme.example.com blog-acme.example.com|127.1.244.129:8080|0||0|g2",
-                                    "shop-acme.example.com shop-acme.example.com||1|600|3|g1",
-                                    "www.shop.com shop-acme.example.com||1|600|3|g1"], "the alias carries its gear's state")
+        #expect(Self.hosts(dir) == [blog, "shop-acme.example.com shop-acme.example.com|127.1.244.1:8080|1|600|3|g1|,/api,/health,",
+                                    "www.shop.com shop-acme.example.com|127.1.244.1:8080|1|600|3|g1|,/api,/health,"], "the alias carries its gear's state")
 
         // Undone: each record back, the other gear's never touched.
-        try manager.disconnect(uuid: "g1", paths: ["/api/v1/items"])
+        try manager.disconnect(uuid: "g1", paths: ["/api/v1/items", "/api", "/health"])
         try manager.unidle(uuid: "g1")
         try manager.sts(uuid: "g1", maxAge: nil)
         try manager.removeAlias(uuid: "g1", "www.shop.com")
-        #expect(Self.hosts(dir) == ["blog-acme.example.com blog-acme.example.com|127.1.244.129:8080|0||0|g2",
-                                    "shop-acme.example.com shop-acme.example.com|127.1.244.1:8080|0||0|g1"])
-        try manager.connect(uuid: "g1", [Connection(path: "", target: "127.1.244.1:8080", options: Self.options("gone"))])
-        #expect(Self.hosts(dir).contains("shop-acme.example.com shop-acme.example.com||0||0|g1"), "a keyword destination is not a backend")
+        #expect(Self.hosts(dir) == [blog, "shop-acme.example.com shop-acme.example.com|127.1.244.1:8080|0||0|g1|,"])
+        try manager.connect(uuid: "g1", [Connection(path: "", target: "", options: Self.options("gone"))])
+        #expect(Self.hosts(dir) == [blog, "shop-acme.example.com shop-acme.example.com||0||0|g1|,"], "a keyword destination is not a backend")
         try manager.destroy(uuid: "g1")
-        #expect(Self.hosts(dir) == ["blog-acme.example.com blog-acme.example.com|127.1.244.129:8080|0||0|g2"])
+        #expect(Self.hosts(dir) == [blog])
     }
 
     @Test("a lost or tampered hosts map is reported as drift and rebuilt from the documents")
@@ -74,8 +68,8 @@ struct HostsMapTests {
         try manager.connect(uuid: "g1", [Connection(path: "", target: "127.1.244.1:8080"), Connection(path: "/api", target: "127.1.244.2:8080")])
         try manager.addAlias(uuid: "g1", "www.shop.com")
         let good = Self.hosts(dir)
-        // A record planted for another name, and the gear's own made to skip its path routes.
-        try TestFiles.write(dir + "/httpd/hosts.txt", "shop-acme.example.com shop-acme.example.com|127.1.244.1:8080|0||0|g1\nevil.example.org shop-acme.example.com|127.1.244.1:8080|0||0|g1\n")
+        // A record planted for another name, and the gear's own made to skip its path route.
+        try TestFiles.write(dir + "/httpd/hosts.txt", "shop-acme.example.com shop-acme.example.com|127.1.244.1:8080|0||0|g1|,\nevil.example.org shop-acme.example.com|127.1.244.1:8080|0||1|g1|,/api,\n")
         let check = try manager.reconcile(repair: false)
         #expect(check.drift == ["apache: hosts.txt: 2 line(s) missing, 2 line(s) that no document has"], "\(check.drift)")
         _ = try manager.reconcile(repair: true)

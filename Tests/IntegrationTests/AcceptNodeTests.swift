@@ -62,7 +62,7 @@ struct AcceptNodeSandboxTests {
         fields[4] = "0"
         let stale = fields.joined(separator: "|")
         try TestFiles.write(hosts, lines.map { $0 == record ? "shop-acme.example.com \(stale)" : $0 }.map { $0 + "\n" }.joined()
-                            + "evil.example.org evil.example.org|0||0|nosuchgear\n")
+                            + "evil.example.org evil.example.org|127.0.0.1:22|0||0|nosuchgear|,\n")
         let result = try node.accept()
         #expect(result.status == 1)
         #expect(result.failures == [

@@ -71,21 +71,25 @@ struct GearThroughApacheTests {
         // The gear is not started: Apache says so, and does not call it idle.
         #expect(await eventually(within: 5) { get("shop-acme.example.com")?.body == "This application is unavailable.\n" })
 
-        // The map is lost: reported, then rebuilt on demand.
+        // The maps are lost: reported, then rebuilt on demand.
+        let hosts = try #require(TestFiles.read(maps + "/hosts.txt"))
         try TestFiles.write(maps + "/routes.txt", "")
+        try TestFiles.write(maps + "/hosts.txt", "")
         #expect(get("shop-acme.example.com")?.status == 404)
         let report = try run("oo-admin-ctl-gears", ["routes"], status: 1).stdout
         #expect(report.contains("apache: routes.txt: \(routes.split(separator: "\n").count) line(s) missing, 0 line(s) that no document has"), "\(report)")
         #expect(TestFiles.read(maps + "/routes.txt") == "", "a report changes nothing")
         _ = try run("oo-admin-ctl-gears", ["routes", "--repair"])
-        #expect(TestFiles.read(maps + "/routes.txt") == routes)
+        #expect(TestFiles.read(maps + "/routes.txt") == routes && TestFiles.read(maps + "/hosts.txt") == hosts)
         #expect(await eventually(within: 5) { get("shop-acme.example.com")?.status == 503 })
 
-        // Lost again: the daemon rebuilds it when it starts.
+        // Lost again: the daemon rebuilds them when it starts.
         try TestFiles.write(maps + "/routes.txt", "")
+        try TestFiles.write(maps + "/hosts.txt", "")
         let daemon = try Daemon(root: root, basePath: Self.cartridges, extraArguments: ["--no-watch", "--no-wake"],
                                 config: sandbox[5])
-        #expect(await eventually(within: 60) { TestFiles.read(maps + "/routes.txt") == routes }, "\(daemon.logText)")
+        #expect(await eventually(within: 60) { TestFiles.read(maps + "/routes.txt") == routes && TestFiles.read(maps + "/hosts.txt") == hosts },
+                "\(daemon.logText)")
         #expect(daemon.logText.contains("routes drifted from the documents: apache: routes.txt: \(routes.split(separator: "\n").count) line(s) missing"))
         // Stopped once it runs its services (the check comes before they start).
         #expect(await eventually(within: 60) { daemon.logText.contains("local agent listening") }, "\(daemon.logText)")
