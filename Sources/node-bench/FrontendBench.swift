@@ -16,6 +16,8 @@ struct FrontendBench: ParsableCommand {
     @Option(help: "Route changes measured.") var changes = 30
     @Option(name: .customLong("seconds"), help: "Seconds of load per throughput measurement.") var loadSeconds = 3.0
     @Option(help: "Client threads for the throughput measurement.") var threads = 4
+    @Option(help: "Rounds of the side-by-side comparison with plain ProxyPass (a median is printed).") var rounds = 3
+    @Flag(help: "Also count Apache's instructions per request with valgrind's callgrind: plain ProxyPass and the router.") var instructions = false
 
     func run() throws {
         guard access("/usr/sbin/apache2", X_OK) == 0 else { throw ValidationError("apache2 is not installed") }
@@ -83,17 +85,7 @@ struct FrontendBench: ParsableCommand {
         }
         /// A private Apache `name` on `listen` with the event MPM, `modules` and `body`.
         func apache(_ name: String, listen: String, modules: [String], body: String) throws {
-            let loads = (["mpm_event", "authz_core"] + modules).map { "LoadModule \($0)_module /usr/lib/apache2/modules/mod_\($0).so" }
-            try TestFiles.write(dir + "/\(name).conf", """
-                ServerRoot "\(dir)"
-                PidFile "\(dir)/\(name).pid"
-                ServerName localhost
-                Listen \(listen)
-                \(loads.joined(separator: "\n"))
-                \(geteuid() == 0 ? "User www-data\nGroup www-data" : "")
-                ErrorLog "\(dir)/\(name)-error.log"
-                \(body)
-                """)
+            try TestFiles.write(dir + "/\(name).conf", Self.apacheText(name, root: dir, listen: listen, modules: modules, body: body, user: geteuid() == 0))
         }
         let staticPort = HTTPProbe.freePort()
         try apache("static", listen: "127.0.0.3:\(staticPort)", modules: [], body: """
@@ -102,36 +94,119 @@ struct FrontendBench: ParsableCommand {
             Require all granted
             </Directory>
             """)
+        // Plain ProxyPass bare, and with the access log the router's standalone configuration
+        // writes (the same LogFormat and CustomLog): what differs then is the routing alone.
         let plainPort = HTTPProbe.freePort()
-        try apache("plain", listen: "127.0.0.1:\(plainPort)", modules: ["proxy", "proxy_http"], body: """
+        let loggedPort = HTTPProbe.freePort()
+        func proxyPass(root: String, logged: Bool) -> String {
+            """
             ProxyPreserveHost On
             ProxyPass "/static/" "http://127.0.0.3:\(staticPort)/"
             ProxyPass "/python/" "http://127.0.0.2:\(backendPort)/"
-            """)
-        for conf in ["static", "plain"] {
+            \(Self.standaloneLogFormat)
+            \(logged ? "CustomLog \"\(root)/access.log\" oo" : "")
+            """
+        }
+        for (name, port) in [("plain", plainPort), ("logged", loggedPort)] {
+            try apache(name, listen: "127.0.0.1:\(port)", modules: ["proxy", "proxy_http"], body: proxyPass(root: dir, logged: name == "logged"))
+        }
+        let peers = ["static", "plain", "logged"]
+        for conf in peers {
             guard try ProcessRunner.run(["/usr/sbin/apache2", "-f", dir + "/\(conf).conf", "-k", "start"]).status == 0 else {
                 throw ValidationError("apache2 (\(conf)) did not start: \(TestFiles.read(dir + "/\(conf)-error.log") ?? "")")
             }
         }
-        defer { for conf in ["static", "plain"] { _ = try? ProcessRunner.run(["/usr/sbin/apache2", "-f", dir + "/\(conf).conf", "-k", "stop"]) } }
+        defer { for conf in peers { _ = try? ProcessRunner.run(["/usr/sbin/apache2", "-f", dir + "/\(conf).conf", "-k", "stop"]) } }
         try manager.create(uuid: "fast", appUUID: "fast", gearName: "fast", namespace: "bench")
         try manager.connect(uuid: "fast", [Connection(path: "", target: "127.0.0.3:\(staticPort)")])
         for _ in 0..<200 where HTTPProbe.get(port: port, path: "/index.html", headers: ["Host: fast-bench.example.com"])?.status != 200 { usleep(20_000) }
         // The connect's graceful reload: old children finish their requests and leave.
         sleep(2)
-        print("ab -k -c \(threads), \(format1(loadSeconds)) s each, GET /index.html (3 bytes), in this order, twice:")
-        for round in 1...2 {
+        print("ab -k -c \(threads), \(format1(loadSeconds)) s each, GET /index.html (3 bytes), in this order, \(rounds) rounds:")
+        print("  (plain: ProxyPass, no log; logged: ProxyPass with the router's access log line; routed: the router, standalone)")
+        var ratios: [String: (plain: [Double], logged: [Double])] = [:]
+        for round in 1...max(rounds, 1) {
             for (backend, routedHost, plainPath, directURL) in [
                 ("static", "fast-bench.example.com", "/static/index.html", "http://127.0.0.3:\(staticPort)/index.html"),
                 ("python", "app0-bench.example.com", "/python/index.html", "http://127.0.0.2:\(backendPort)/index.html"),
             ] {
                 let direct = ab(directURL, host: nil)
                 let plain = ab("http://127.0.0.1:\(plainPort)\(plainPath)", host: nil)
+                let logged = ab("http://127.0.0.1:\(loggedPort)\(plainPath)", host: nil)
                 let routed = ab("http://127.0.0.1:\(port)/index.html", host: routedHost)
-                print(pad("  \(backend) #\(round)", 14) + "direct \(format1(direct)) req/s, plain ProxyPass \(format1(plain)), routed \(format1(routed))"
-                      + " = \(format1(routed / max(plain, 1) * 100))% of ProxyPass")
+                ratios[backend, default: ([], [])].plain.append(routed / max(plain, 1) * 100)
+                ratios[backend, default: ([], [])].logged.append(routed / max(logged, 1) * 100)
+                print(pad("  \(backend) #\(round)", 14) + "direct \(format1(direct)) req/s, plain \(format1(plain)), logged \(format1(logged)), routed \(format1(routed))"
+                      + " = \(format1(routed / max(plain, 1) * 100))% of plain, \(format1(routed / max(logged, 1) * 100))% of logged")
             }
         }
+        for backend in ["static", "python"] {
+            guard let ratio = ratios[backend] else { continue }
+            print(pad("  \(backend) median", 14) + "routed = \(format1(median(ratio.plain)))% of plain ProxyPass, \(format1(median(ratio.logged)))% of ProxyPass with the same access log")
+        }
+
+        guard instructions else { return }
+        guard Callgrind.available else {
+            print("valgrind is not installed: no instruction counts")
+            return
+        }
+        // A gear with a path route too, as a python gear has (/health): a request under it is
+        // looked up in routes.txt, any other is proxied from the name's record.
+        try manager.create(uuid: "deep", appUUID: "deep", gearName: "deep", namespace: "bench")
+        try manager.connect(uuid: "deep", [Connection(path: "", target: "127.0.0.3:\(staticPort)"), Connection(path: "/api", target: "127.0.0.3:\(staticPort)")])
+        let callgrind = Callgrind(directory: dir + "/callgrind")
+        print("apache2 -X under callgrind, user-space instructions per request (ab -k -c 2; \(callgrind.large) requests minus \(callgrind.small)), static backend:")
+        let cgPort = HTTPProbe.freePort()
+        func plainText(_ logged: Bool) -> (String) -> String {
+            { root in Self.apacheText("httpd", root: root, listen: "127.0.0.1:\(cgPort)", modules: ["proxy", "proxy_http"], body: proxyPass(root: root, logged: logged), user: geteuid() == 0) }
+        }
+        func routedText(_ root: String) -> String {
+            ApacheConfiguration.standalone(serverRoot: root, listen: "127.0.0.1", port: Int(cgPort), mapDirectory: root + "/maps",
+                                           user: geteuid() == 0 ? "www-data" : nil)
+        }
+        func copyMaps(_ root: String) throws {
+            guard try ProcessRunner.run(["/bin/cp", "-a", dir + "/maps", root + "/maps"]).status == 0 else { throw ValidationError("could not copy the maps") }
+        }
+        let counts: [(String, Double?)] = [
+            ("plain ProxyPass", try callgrind.perRequest("plain", port: cgPort, url: "/static/index.html", host: nil, config: plainText(false))),
+            ("ProxyPass, logged", try callgrind.perRequest("logged", port: cgPort, url: "/static/index.html", host: nil, config: plainText(true))),
+            ("routed, root only", try callgrind.perRequest("routed-root", port: cgPort, url: "/index.html", host: "fast-bench.example.com",
+                                                            prepare: copyMaps, config: routedText)),
+            ("routed, path routes", try callgrind.perRequest("routed-paths", port: cgPort, url: "/index.html", host: "deep-bench.example.com",
+                                                              prepare: copyMaps, config: routedText)),
+            ("routed, to a path route", try callgrind.perRequest("routed-to-path", port: cgPort, url: "/api/index.html", host: "deep-bench.example.com",
+                                                                  prepare: copyMaps, config: routedText)),
+        ]
+        let floor = counts[0].1 ?? 0
+        for (name, count) in counts {
+            guard let count else {
+                print(pad("  \(name)", 24) + "failed (see \(callgrind.directory))")
+                continue
+            }
+            print(pad("  \(name)", 24) + "\(Int(count.rounded())) instructions" + (floor > 0 ? " = \(format1(count / floor * 100))% of plain ProxyPass" : ""))
+        }
+    }
+
+    /// A private Apache configuration `name` under `root` on `listen` with the event MPM,
+    /// `modules` and `body`; `user`: run its children as www-data.
+    static func apacheText(_ name: String, root: String, listen: String, modules: [String], body: String, user: Bool) -> String {
+        let loads = (["mpm_event", "authz_core"] + modules).map { "LoadModule \($0)_module /usr/lib/apache2/modules/mod_\($0).so" }
+        return """
+            ServerRoot "\(root)"
+            PidFile "\(root)/\(name).pid"
+            ServerName localhost
+            Listen \(listen)
+            \(loads.joined(separator: "\n"))
+            \(user ? "User www-data\nGroup www-data" : "")
+            ErrorLog "\(root)/\(name)-error.log"
+            \(body)
+            """
+    }
+
+    /// The router's standalone LogFormat, for the peer that logs as it does.
+    static var standaloneLogFormat: String {
+        ApacheConfiguration.standalone(serverRoot: "/", listen: "127.0.0.1", port: 80, mapDirectory: "/")
+            .split(separator: "\n").first { $0.hasPrefix("LogFormat ") }.map(String.init) ?? ""
     }
 
     /// Requests per second of `ab -k -c threads -t seconds` (0 when ab fails or any request failed).
