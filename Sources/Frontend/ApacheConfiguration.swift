@@ -86,16 +86,19 @@ public enum ApacheConfiguration {
         """# + (scheme == "https" ? "\n" + #"Header always set Strict-Transport-Security "max-age=%{OO_STS}e" "expr=-n reqenv('OO_STS') && %{HTTPS} == 'on'""# : "") + "\n" + #"""
 
         # Most specific path first: from the host's deepest route (at most
-        # \#(Connection.maximumDepth) segments) down to the root; a host with only a root route
-        # skips the loop. The map value and the rest of the path are matched together, so one
-        # condition yields both.
-        RewriteCond %{ENV:OO_DEPTH} =0
-        RewriteRule ^ - [S=\#(Connection.maximumDepth)]
+        # \#(Connection.maximumDepth) segments) down to the root. The map value and the rest of
+        # the path are matched together, so one condition yields both. Each rule costs a request
+        # even when its conditions fail, so a chain of skips (most common depths first) jumps to
+        # the host's depth: depth d passes d + 1 checks, then d lookups.
 
         """#
-        for depth in stride(from: Connection.maximumDepth, through: 1, by: -1) {
+        let deepest = Connection.maximumDepth
+        for depth in 0..<deepest {
+            // Skip the checks after this one, and the lookups deeper than `depth`.
+            text += "RewriteCond %{ENV:OO_DEPTH} =\(depth)\nRewriteRule ^ - [S=\(deepest - 1 - depth + deepest - depth)]\n"
+        }
+        for depth in stride(from: deepest, through: 1, by: -1) {
             text += #"""
-            RewriteCond %{ENV:OO_DEPTH} >=\#(depth)
             RewriteCond %{ENV:OO_DEST} ^$
             RewriteCond %{ENV:OO_PATH} ^((?:/[^/]+){\#(depth)})(.*)$
             RewriteCond "${oo_routes:%{ENV:OO_HOST}%1|NONE} %2" "^([^|]+)\|[^|]*\|([^| ]+) (.*)$"

@@ -43,6 +43,13 @@ extension ApacheRoutingTests {
         // A first segment that only begins like a path route's is the root route's.
         #expect(Self.target(lab.get("raw-ns.example.com", "/subway/sub")) == "/subway/sub")
         #expect(Self.target(lab.get("raw-ns.example.com", "http://raw-ns.example.com/sub/y")) == "/x/y", "absolute form")
+        // Routes three deep and one deep: the longest matching prefix wins, at every depth.
+        try lab.manager.connect(uuid: "g5", [Connection(path: "/a/b/c", target: "127.0.0.5:8080/three"),
+                                             Connection(path: "/a", target: "127.0.0.5:8080/one")])
+        for (path, expected) in [("/a/b/c/d?q", "/three/d?q"), ("/a/b/c", "/three"), ("/a/b/x", "/one/b/x"), ("/a/b", "/one/b"),
+                                 ("/a", "/one"), ("/ab/b/c", "/ab/b/c"), ("/sub/a/b/c", "/x/a/b/c"), ("/z/a/b/c", "/z/a/b/c")] {
+            #expect(Self.target(lab.get("raw-ns.example.com", path)) == expected, "\(path)")
+        }
         // A host with the trailing dot of a fully qualified name is the same host.
         #expect(Self.target(lab.get("raw-ns.example.com.", "/dot")) == "/dot")
     }
