@@ -180,10 +180,10 @@ struct FrontendBench: ParsableCommand {
         let floor = counts[0].1 ?? 0
         for (name, count) in counts {
             guard let count else {
-                print(pad("  \(name)", 24) + "failed (see \(callgrind.directory))")
+                print(pad("  \(name)", 26) + "failed (see \(callgrind.directory))")
                 continue
             }
-            print(pad("  \(name)", 24) + "\(Int(count.rounded())) instructions" + (floor > 0 ? " = \(format1(count / floor * 100))% of plain ProxyPass" : ""))
+            print(pad("  \(name)", 26) + "\(Int(count.rounded())) instructions" + (floor > 0 ? " = \(format1(count / floor * 100))% of plain ProxyPass" : ""))
         }
     }
 
