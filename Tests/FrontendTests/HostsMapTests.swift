@@ -11,6 +11,14 @@ struct HostsMapTests {
         (TestFiles.read(dir + "/httpd/hosts.txt") ?? "").split(separator: "\n").map(String.init).sorted()
     }
 
+    /// A scratch directory with the Apache plugin's maps and gear g1, shop-acme.example.com.
+    static func shop(_ name: String) throws -> (String, FrontendManager) {
+        let dir = TestFiles.temporaryDirectory(name)
+        let manager = makeManager(ApacheFrontend(directory: dir + "/httpd"), dir)
+        try manager.create(uuid: "g1", appUUID: "a1", gearName: "shop", namespace: "acme")
+        return (dir, manager)
+    }
+
     static func options(_ name: String) -> Connection.Options {
         var result = Connection.Options()
         result.set(name)
@@ -19,10 +27,8 @@ struct HostsMapTests {
 
     @Test("each name's record follows its gear: alias target, root backend, idle, STS max-age, deepest path, first segments")
     func records() throws {
-        let dir = TestFiles.temporaryDirectory("hosts-map")
+        let (dir, manager) = try Self.shop("hosts-map")
         defer { TestFiles.remove(dir) }
-        let manager = makeManager(ApacheFrontend(directory: dir + "/httpd"), dir)
-        try manager.create(uuid: "g1", appUUID: "a1", gearName: "shop", namespace: "acme")
         try manager.create(uuid: "g2", appUUID: "a2", gearName: "blog", namespace: "acme")
         #expect(Self.hosts(dir) == ["blog-acme.example.com blog-acme.example.com||0||0|g2|,",
                                     "shop-acme.example.com shop-acme.example.com||0||0|g1|,"], "no route: no root backend")
@@ -61,10 +67,8 @@ struct HostsMapTests {
 
     @Test("a lost or tampered hosts map is reported as drift and rebuilt from the documents")
     func rebuilt() throws {
-        let dir = TestFiles.temporaryDirectory("hosts-map-rebuild")
+        let (dir, manager) = try Self.shop("hosts-map-rebuild")
         defer { TestFiles.remove(dir) }
-        let manager = makeManager(ApacheFrontend(directory: dir + "/httpd"), dir)
-        try manager.create(uuid: "g1", appUUID: "a1", gearName: "shop", namespace: "acme")
         try manager.connect(uuid: "g1", [Connection(path: "", target: "127.1.244.1:8080"), Connection(path: "/api", target: "127.1.244.2:8080")])
         try manager.addAlias(uuid: "g1", "www.shop.com")
         let good = Self.hosts(dir)
