@@ -156,6 +156,7 @@ class Server:
         self.http = None
         self.control = None
         self.control_inode = None
+        self.handed_over = False
         self.stopping = threading.Event()
         self.stop_lock = threading.Lock()
         self.accepting = False
@@ -217,6 +218,11 @@ class Server:
             log("the new server gave up (%r); serving on" % answer)
             return False
         log("handing over to the new server")
+        # The control socket's path is the new server's now: it renames its own socket over it.
+        # Removing ours at exit, even after checking the inode, could remove the new one (the
+        # rename can fall between the check and the unlink), and the next restart would then
+        # stop and start, refusing connections.
+        self.handed_over = True
         self.stop_accepting()
         try:
             connection.sendall(b"DONE\n")
@@ -280,7 +286,7 @@ class Server:
     def remove_control_socket(self):
         """Removes the control socket's path unless a newer server has put its own there."""
         path = self.options["control_socket"]
-        if self.control is None:
+        if self.control is None or self.handed_over:
             return
         try:
             if os.stat(path).st_ino == self.control_inode:
