@@ -131,6 +131,12 @@ public struct ApacheFrontend: FrontendPlugin {
         return result
     }
 
+    /// The gear uuid of a `hosts.txt` record (its sixth field), nil for a record of another shape.
+    public static func gear(ofHostRecord record: String) -> String? {
+        let fields = record.split(separator: "|", omittingEmptySubsequences: false)
+        return fields.count == 7 ? String(fields[5]) : nil
+    }
+
     /// Each map's lines for one gear, as `apply` writes them (and `oo-accept-node` expects them).
     public static func lines(of frontend: GearFrontend) -> [String: [String]] {
         let served = frontend.connections.compactMap { connection in routed(connection).map { (connection.path, $0) } }

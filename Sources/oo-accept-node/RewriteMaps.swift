@@ -15,7 +15,7 @@ struct RewriteMaps {
     let aliases: [String: String]
     /// `idler.txt`: fqdn -> gear uuid.
     let idler: [String: String]
-    /// `hosts.txt`: fqdn or alias -> its record, `<fqdn>|<idle>|<max-age>|<depth>|<gear uuid>`.
+    /// `hosts.txt`: fqdn or alias -> its record (the layout is `ApacheFrontend`'s).
     let hosts: [String: String]
 
     init(directory: String) {

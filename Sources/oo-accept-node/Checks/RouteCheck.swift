@@ -127,8 +127,7 @@ struct RouteCheck: NodeCheck {
             findings.append(.fail("\(maps.path("idler")) marks \(fqdn) idle for gear \(uuid), which is no gear of this node", fix: fix("idler")))
         }
         for (name, record) in maps.hosts.sorted(by: { $0.key < $1.key }) {
-            let fields = record.split(separator: "|", omittingEmptySubsequences: false)
-            let uuid = fields.count > 5 ? String(fields[5]) : ""
+            let uuid = ApacheFrontend.gear(ofHostRecord: record) ?? ""
             if !node.recordedUUIDs.contains(uuid) {
                 findings.append(.fail("\(maps.path("hosts")) routes \(name) to gear \(uuid), which is no gear of this node", fix: fix("hosts")))
             }
